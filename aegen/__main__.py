@@ -1,0 +1,5 @@
+import sys
+
+from aegen.cli import main
+
+sys.exit(main())

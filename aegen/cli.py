@@ -1,0 +1,270 @@
+"""The ``aegen`` command: fit/validate/test through LightningCLI, plus list/evaluate/sample/interpolate.
+
+The CLI only parses, looks names up in the registry and calls the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.strategies import DDPStrategy
+
+from aegen import registry
+from aegen.data.base import AEDataModule
+from aegen.errors import AegenError
+from aegen.models.base import GenerativeAE
+from aegen.viz import ImageSheets
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+LOGGERS = ("csv", "tensorboard", "wandb")
+DEFAULT_DATA = "digits"
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _rewrite_names(argv: list[str]) -> list[str]:
+    """``--model NAME`` / ``--data NAME`` -> class paths; ``--trainer.logger csv|tensorboard|wandb`` -> ``--logger``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in ("--model", "--data", "--model.help", "--data.help", "--trainer.logger") and (eq or i + 1 < len(argv)):
+            if not eq:
+                i += 1
+                value = argv[i]
+            seen.add(key)
+            if key == "--trainer.logger" and value in LOGGERS:
+                out.append(f"--logger={value}")
+            elif key == "--trainer.logger" or "." in value or value.startswith("{"):
+                out.append(f"{key}={value}")  # a full class path or dict: LightningCLI's own syntax
+            else:
+                lookup = registry.get_model if key.startswith("--model") else registry.get_data
+                out.append(f"{key}={_class_path(lookup(value))}")
+        else:
+            out.append(arg)
+        i += 1
+    has_config = any(a in ("-c", "--config") or a.startswith("--config=") for a in argv)
+    asks_help = bool({"-h", "--help", "--print_config", "--model.help", "--data.help"} & seen.union(argv))
+    if "--model" not in seen and not has_config and not asks_help:
+        raise AegenError(f"choose a model with --model NAME, one of: {', '.join(registry.models())}")
+    if "--data" not in seen:
+        out.insert(0, f"--data={_class_path(registry.get_data(DEFAULT_DATA))}")
+    return out
+
+
+def _num_devices(trainer: dict[str, Any]) -> int:
+    devices, accelerator = trainer.get("devices", "auto"), trainer.get("accelerator", "auto")
+    if isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif str(devices) in ("auto", "-1"):
+        gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        count = torch.cuda.device_count() if gpu else 1
+    else:
+        count = int(devices)
+    return count * int(trainer.get("num_nodes") or 1)
+
+
+class AegenCLI(LightningCLI):
+    """LightningCLI with aegen's defaults: run directories, checkpoints, image sheets, DDP settings."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--logger", choices=LOGGERS, default="csv",
+                            help="metrics loggers: CSV always, plus TensorBoard or wandb (offline without an API key)")
+        parser.link_arguments("data.img_shape", "model.init_args.img_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val/loss",
+            "checkpoint.mode": "min",
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+        parser.add_lightning_class_args(ImageSheets, "images")
+
+    def _loggers(self, kind: str, root: Path) -> list[Logger]:
+        name = f"{self.model.registry_name}-{self.datamodule.registry_name}"
+        csv = CSVLogger(root / "runs", name=name)
+        loggers: list[Logger] = [csv]
+        if kind == "tensorboard":
+            loggers.append(TensorBoardLogger(root / "runs", name=name, version=f"version_{csv.version}", sub_dir="tensorboard"))
+        elif kind == "wandb":
+            from pytorch_lightning.loggers import WandbLogger
+
+            offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
+            loggers.append(WandbLogger(name=f"{name}-version_{csv.version}", project="aegen", offline=offline,
+                                       save_dir=str(root / "runs" / name / f"version_{csv.version}")))
+        return loggers
+
+    def instantiate_trainer(self, **kwargs: Any):
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = dict(config["trainer"])
+        root = Path(trainer.get("default_root_dir") or ".")
+        if trainer.get("logger") in (None, True):
+            kwargs.setdefault("logger", self._loggers(config["logger"], root))
+        if trainer.get("strategy", "auto") == "auto" and _num_devices(trainer) > 1:
+            # GAN-style phases leave some parameters without gradients in each backward pass
+            kwargs.setdefault("strategy", DDPStrategy(find_unused_parameters=True))
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs.setdefault("callbacks", [*callbacks, RichProgressBar()])
+        return super().instantiate_trainer(**kwargs)
+
+
+def run_lightning(argv: list[str]) -> None:
+    command, rest = argv[0], argv[1:]
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+    no_exit = {"exit_on_error": False}
+    cli = AegenCLI(
+        GenerativeAE,
+        AEDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=[command, *_rewrite_names(rest)],
+        parser_kwargs={**no_exit, **{c: dict(no_exit) for c in LIGHTNING_COMMANDS}},
+        save_config_kwargs={"overwrite": False},
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        trainer_defaults={"log_every_n_steps": 10},
+    )
+    if command == "fit":
+        log_dir = cli.trainer.log_dir  # a collective under DDP: every rank asks
+        callback = cli.trainer.checkpoint_callback
+        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        if cli.trainer.is_global_zero:
+            print(f"run: {log_dir}")
+            print(f"checkpoint: {path}")
+
+
+# ---------------------------------------------------------------------- other commands
+def cmd_list(args: argparse.Namespace) -> None:
+    print("models:")
+    for name, cls in registry.models().items():
+        print(f"  {name:<14} {registry.describe(cls)}")
+    print("datasets:")
+    for name, cls in registry.datasets().items():
+        print(f"  {name:<14} {registry.describe(cls)}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from aegen.evaluate import evaluate
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent.parent / "eval"
+    metrics = evaluate(args.checkpoint, out, seed=args.seed)
+    print(json.dumps(metrics, indent=2))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from aegen.checkpoint import load
+    from aegen.viz import save_sheet
+
+    model = load(args.checkpoint)
+    images = model.sample(args.num, generator=torch.Generator().manual_seed(args.seed))
+    print(save_sheet(images, args.out))
+
+
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    from aegen.checkpoint import load, load_datamodule
+    from aegen.viz import interpolation_sheet, save_sheet
+
+    model = load(args.checkpoint)
+    images, _ = load_datamodule(args.checkpoint).tensors(args.split)
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: 2 * args.pairs]
+    print(save_sheet(interpolation_sheet(model, images[pick], args.steps), args.out))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aegen",
+        description="aegen: generative autoencoders. `aegen fit --model NAME [--data NAME]` trains "
+        "(see `aegen fit --help`); `aegen list` shows the models and datasets.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate}")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"{name} a model (LightningCLI; `aegen {name} --help`)", add_help=False)
+    sub.add_parser("list", help="models and datasets, one line each").set_defaults(func=cmd_list)
+
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its test split -> DIR/metrics.json")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", help="output directory (default: <run>/eval)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sample", help="a PNG sheet of generated images")
+    p.add_argument("checkpoint")
+    p.add_argument("--num", type=int, default=64)
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", help="a PNG sheet of interpolations between test images")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default="interpolations.png")
+    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_interpolate)
+    return parser
+
+
+_JSONARGPARSE_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given class_path",
+                       "Expected a <class 'NoneType'>", "- Expected a <class 'NoneType'>")
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of an exception on one line; jsonargparse's nested Union reports are reduced to their cause."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if isinstance(err, AegenError):
+        return " ".join(lines)
+    keys = re.findall(r'Parser key "([^"]+)"', str(err))
+    detail = [ln.lstrip("- ") for ln in lines if not ln.lstrip("- ").startswith(_JSONARGPARSE_NOISE) and "Parser key" not in ln]
+    message = detail[0] if detail else (lines[0] if lines else type(err).__name__)
+    if keys:
+        return f"invalid --{'.'.join(keys)}: {message} (`aegen fit --model.help NAME` lists a model's options)"
+    return message if isinstance(err, (ValueError, argparse.ArgumentError)) else f"{type(err).__name__}: {message}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("AEGEN_DEBUG"))
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            run_lightning(argv)
+        else:
+            args = _parser().parse_args(argv)
+            if not getattr(args, "func", None):
+                _parser().print_help()
+                return 2
+            args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI's contract: one line, non-zero exit
+        if debug:
+            raise
+        expected = (AegenError, ValueError, argparse.ArgumentError, FileNotFoundError)
+        hint = "" if isinstance(err, expected) else " (--debug or AEGEN_DEBUG=1 shows the traceback)"
+        print(f"aegen: error: {_one_line(err)}{hint}", file=sys.stderr)
+        return 2 if isinstance(err, AegenError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Every dataset file registers itself on import; one line per dataset family."""
+
+from aegen.data import digits  # noqa: F401
+from aegen.data.base import AEDataModule, InMemoryLoader
+
+__all__ = ["AEDataModule", "InMemoryLoader"]

@@ -1,0 +1,67 @@
+"""Latent-space tools that work on any model through the public API (encode/decode)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+def lerp(z1: Tensor, z2: Tensor, steps: int) -> Tensor:
+    """Linear interpolation: (B, D), (B, D) -> (B, steps, D); step 0 is z1, the last is z2."""
+    t = torch.linspace(0, 1, steps, device=z1.device, dtype=z1.dtype).view(1, steps, 1)
+    return z1.unsqueeze(1) * (1 - t) + z2.unsqueeze(1) * t
+
+
+def slerp(z1: Tensor, z2: Tensor, steps: int, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation (Shoemake); falls back to lerp where the codes are parallel."""
+    t = torch.linspace(0, 1, steps, device=z1.device, dtype=z1.dtype).view(1, steps, 1)
+    cos = (nn.functional.normalize(z1, dim=-1) * nn.functional.normalize(z2, dim=-1)).sum(-1)
+    omega = torch.acos(cos.clamp(-1 + eps, 1 - eps)).view(-1, 1, 1)
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * z1.unsqueeze(1) + torch.sin(t * omega) * z2.unsqueeze(1)) / so
+    return torch.where(so.abs() < 1e-4, lerp(z1, z2, steps), out)
+
+
+class CodeGaussian(nn.Module):
+    """A full-covariance Gaussian fitted to training codes: the post-hoc sampler of plain AEs.
+
+    Call ``update(z)`` on codes during an epoch and ``fit(reduce)`` at its end; ``reduce`` sums a
+    tensor over DDP ranks so every rank ends with the same parameters. Until fitted it is N(0, I).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale_tril", torch.eye(dim))
+        self._stats: Tensor | None = None  # [count, sum (D), sum of outer products (D*D)], float64
+
+    @torch.no_grad()
+    def update(self, z: Tensor) -> None:
+        z = z.detach().flatten(1).double()
+        stats = torch.cat([z.new_tensor([len(z)]), z.sum(0), (z.T @ z).flatten()])
+        self._stats = stats if self._stats is None else self._stats + stats
+
+    @torch.no_grad()
+    def fit(self, reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        if self._stats is None:
+            return
+        stats = reduce(self._stats) if reduce is not None else self._stats
+        self._stats = None
+        n, d = stats[0], self.dim
+        if n < 2:
+            return
+        mean = stats[1 : 1 + d] / n
+        cov = (stats[1 + d :].view(d, d) - n * torch.outer(mean, mean)) / (n - 1)
+        cov = cov + 1e-6 * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(d, dtype=cov.dtype, device=cov.device)
+        tril, info = torch.linalg.cholesky_ex(cov)
+        if info.item() != 0:  # not positive definite: keep the variances only
+            tril = torch.diag(cov.diagonal().clamp_min(1e-12).sqrt())
+        self.mean.copy_(mean.to(self.mean))
+        self.scale_tril.copy_(tril.to(self.scale_tril))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(n, self.dim, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + eps @ self.scale_tril.T

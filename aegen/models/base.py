@@ -1,0 +1,241 @@
+"""The LightningModule every aegen method extends.
+
+Public API (all models): ``encode(x)``, ``decode(z)``, ``reconstruct(x)``, ``sample(n)`` and
+``interpolate(x1, x2, steps)``. Images are (B, C, H, W) tensors in [-1, 1].
+
+A method defines its networks in ``__init__``, its optimisers in ``optimizer_groups`` and its
+training phases as named methods called, in the paper's order, from ``training_phases``. A phase
+steps its own optimiser through ``with self.phase(name) as update: ... update(loss)``, which
+toggles ``requires_grad`` so only that optimiser's parameters receive gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aegen import __version__
+from aegen.errors import AegenError
+from aegen.latent import CodeGaussian, lerp
+from aegen.nets import check_image_shape
+
+Params = Iterable[nn.Parameter]
+
+
+def plain(value: Any) -> Any:
+    """Hyperparameters as plain Python types (safe for a weights-only checkpoint)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class GenerativeAE(pl.LightningModule):
+    """Base class: manual optimisation, named phases, per-rank noise, the public API."""
+
+    registry_name: ClassVar[str] = ""
+    #: sample() decodes draws from a Gaussian fitted to the training codes (plain AEs); models
+    #: with a prior of their own set this to False and override ``prior_sample``.
+    samples_from_code_gaussian: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        img_shape: tuple[int, int, int] = (1, 32, 32),
+        latent_dim: int = 16,
+        num_classes: int | None = None,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        width: int = 32,
+        grad_clip: float | None = None,
+    ) -> None:
+        """
+        Args:
+            img_shape: (channels, height, width) of the images; set from the data by the CLI.
+            latent_dim: size of the code z.
+            num_classes: number of labels in the data (None if unlabelled); set by the CLI.
+            lr: Adam learning rate of every optimiser unless a method overrides it.
+            betas: Adam betas.
+            width: channels of the first conv layer; they double per stage (max 256).
+            grad_clip: clip each optimiser's gradient norm to this value (None: no clipping).
+        """
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters()
+        self.img_shape = check_image_shape(img_shape)
+        for name, value in (("latent_dim", latent_dim), ("width", width)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.latent_dim = latent_dim
+        self.code_gaussian = CodeGaussian(latent_dim)
+        self._noise: torch.Generator | None = None
+        self._optimizer_names: list[str] = []
+
+    # ----------------------------------------------------------------- public API
+    def encode(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> codes (B, latent_dim)."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Codes (B, latent_dim) -> images (B, C, H, W) in [-1, 1]."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """decode(encode(x))."""
+        return self.decode(self.encode(x))
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Codes to decode for ``sample``: by default a Gaussian fitted to the training codes."""
+        return self.code_gaussian.sample(n, generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generated images (n, C, H, W)."""
+        return self.decode(self.prior_sample(n, generator))
+
+    @torch.no_grad()
+    def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8) -> Tensor:
+        """Decoded linear interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""
+        z = lerp(self.encode(x1), self.encode(x2), steps)
+        return self.decode(z.flatten(0, 1)).unflatten(0, (len(x1), steps))
+
+    # ----------------------------------------------------------------- noise
+    @property
+    def noise(self) -> torch.Generator:
+        """This rank's noise generator (seeded from the global seed plus the rank)."""
+        if self._noise is None or self._noise.device != self.device:
+            self._noise = torch.Generator(device=self.device)
+            self._noise.manual_seed(torch.initial_seed() + 7919 * (self.global_rank + 1))
+        return self._noise
+
+    def randn(self, *shape: int) -> Tensor:
+        """Standard normal noise from this rank's generator, on the model's device."""
+        return torch.randn(*shape, generator=self.noise, device=self.device)
+
+    def randint(self, high: int, *shape: int) -> Tensor:
+        """Uniform integers in [0, high) from this rank's generator."""
+        return torch.randint(high, shape, generator=self.noise, device=self.device)
+
+    # ----------------------------------------------------------------- optimisation
+    def optimizer_groups(self) -> dict[str, Params | tuple[Params, dict[str, Any]]]:
+        """Optimiser name -> parameters (or (parameters, Adam overrides)), one optimiser each."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        groups = self.optimizer_groups()
+        self._optimizer_names = list(groups)
+        optimizers = []
+        for params, overrides in (g if isinstance(g, tuple) else (g, {}) for g in groups.values()):
+            settings = {"lr": self.hparams.lr, "betas": tuple(self.hparams.betas), **overrides}
+            optimizers.append(torch.optim.Adam(list(params), **settings))
+        return optimizers
+
+    def optimizer(self, name: str) -> Any:
+        """The (Lightning-wrapped) optimiser called ``name`` in ``optimizer_groups``."""
+        optimizers = self.optimizers()
+        if not isinstance(optimizers, list):
+            optimizers = [optimizers]
+        return optimizers[self._optimizer_names.index(name)]
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Callable[[Tensor], Tensor]]:
+        """Run one training phase: only optimiser ``name``'s parameters get gradients.
+
+        Yields ``update(loss)``, which back-propagates ``loss`` and steps that optimiser.
+        """
+        opt = self.optimizer(name)
+        self.toggle_optimizer(opt)
+
+        def update(loss: Tensor) -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.hparams.grad_clip:
+                self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            opt.step()
+            return loss.detach()
+
+        try:
+            yield update
+        finally:
+            self.untoggle_optimizer(opt)
+
+    def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """One training step: call the method's phases in order; return the losses to log."""
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        losses = self.training_phases(x, y)
+        if batch_idx % max(self.trainer.log_every_n_steps, 1) == 0:
+            self._check_finite(losses)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=False, batch_size=len(x))
+
+    def _check_finite(self, losses: dict[str, Tensor]) -> None:
+        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise AegenError(
+                f"loss {', '.join(bad)} became NaN/inf at step {self.global_step}; training stopped and the "
+                "checkpoints written so far are kept; try a lower --model.lr or set --model.grad_clip"
+            )
+
+    @torch.no_grad()
+    def fit_code_gaussian(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
+        """Fit ``code_gaussian`` to the eval-mode codes of (up to ``max_items``) training images.
+
+        Under DDP each rank encodes its shard and the statistics are summed over ranks.
+        """
+        was_training, seen = self.training, 0
+        self.eval()
+        for x, _ in batches:
+            self.code_gaussian.update(self.encode(x.to(self.device)))
+            seen += len(x)
+            if seen >= max_items:
+                break
+        self.train(was_training)
+        trainer = self._trainer
+        self.code_gaussian.fit(None if trainer is None else lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+
+    def on_validation_epoch_start(self) -> None:
+        # refit before validation, so every checkpoint written after it samples from current codes
+        datamodule = self.trainer.datamodule
+        if self.samples_from_code_gaussian and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            if datamodule is not None:
+                self.fit_code_gaussian(datamodule.train_dataloader())
+
+    # ----------------------------------------------------------------- evaluation
+    def validation_losses(self, x: Tensor) -> dict[str, Tensor]:
+        """Losses on a held-out batch; ``loss`` (default: reconstruction MSE) picks the best checkpoint."""
+        mse = F.mse_loss(self.reconstruct(x), x)
+        return {"loss": mse, "recon_mse": mse}
+
+    def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        x, _ = batch
+        losses = self.validation_losses(x)
+        self.log_dict({f"{stage}/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=len(x), prog_bar=False)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"version": __version__, "model": self.registry_name, "data": None}
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(datamodule, "registry_name", ""):
+            hparams = {k: v for k, v in datamodule.hparams.items() if not k.startswith("_")}
+            record["data"] = {"name": datamodule.registry_name, "hparams": plain(hparams)}
+        checkpoint["aegen"] = record
+        checkpoint["hyper_parameters"] = plain(dict(checkpoint.get("hyper_parameters", {})))

@@ -1,0 +1,69 @@
+"""Image sheets: PNG grids of samples, reconstructions and interpolations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import save_image
+
+
+def save_sheet(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save images in [-1, 1] as one PNG grid: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
+    if images.dim() == 5:
+        nrow = images.shape[1]
+        images = images.flatten(0, 1)
+    nrow = nrow or max(1, int(len(images) ** 0.5))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=nrow, padding=2)
+    return path
+
+
+@torch.no_grad()
+def recon_sheet(model, x: Tensor) -> Tensor:
+    """Pairs of rows: originals over their reconstructions, as (2 * rows, cols, C, H, W)."""
+    cols = min(len(x), 8)
+    rows = len(x) // cols
+    x = x[: rows * cols]
+    pairs = torch.stack([x, model.reconstruct(x)]).unflatten(1, (rows, cols))  # (2, rows, cols, ...)
+    return pairs.transpose(0, 1).flatten(0, 1)
+
+
+@torch.no_grad()
+def interpolation_sheet(model, x: Tensor, steps: int = 8) -> Tensor:
+    """Rows of decoded interpolations between consecutive pairs of images: (pairs, steps, C, H, W)."""
+    half = len(x) // 2
+    return model.interpolate(x[:half], x[half : 2 * half], steps)
+
+
+class ImageSheets(pl.Callback):
+    """Writes reconstructions, samples and interpolations to ``<run>/images/`` after each validation epoch."""
+
+    def __init__(self, num: int = 32, steps: int = 8, every_n_epochs: int = 1, seed: int = 0) -> None:
+        """
+        Args:
+            num: images per sheet.
+            steps: interpolation steps per row.
+            every_n_epochs: write sheets every this many validation epochs.
+            seed: seed of the fixed sample noise, so sheets are comparable across epochs.
+        """
+        self.num, self.steps, self.every_n_epochs, self.seed = num, steps, every_n_epochs, seed
+        self._images: Tensor | None = None
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs or trainer.log_dir is None:
+            return
+        if self._images is None:
+            self._images = trainer.datamodule.tensors("val", self.num)[0]
+        x = self._images.to(pl_module.device)
+        out = Path(trainer.log_dir) / "images"
+        epoch = f"epoch{trainer.current_epoch:03d}"
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        save_sheet(recon_sheet(pl_module, x), out / f"recon_{epoch}.png")
+        save_sheet(pl_module.sample(len(x), generator=generator), out / f"samples_{epoch}.png")
+        save_sheet(interpolation_sheet(pl_module, x, self.steps), out / f"interp_{epoch}.png")

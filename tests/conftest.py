@@ -1,0 +1,45 @@
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test runs in its own directory with its own data root."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AEGEN_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("AEGEN_DEBUG", raising=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_aegen(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the installed CLI in a subprocess (as a user would), returning its output."""
+    env = {**os.environ, "MASTER_PORT": str(free_port()), "MASTER_ADDR": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "aegen", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def fit_cli(capsys, *args: str) -> Path:
+    """`aegen fit` in-process; returns the checkpoint path printed on the last line."""
+    from aegen.cli import main
+
+    assert main(["fit", *FAST, *args]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("checkpoint: ")
+    return Path(last.removeprefix("checkpoint: "))

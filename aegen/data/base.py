@@ -4,7 +4,9 @@ A dataset states its image shape, number of classes, factor metadata and attribu
 provides its splits through ``load_splits``: either in-memory ``(images, labels)`` tensors
 (images uint8 (N, C, H, W), labels long (N,) or (N, K)), served by the fast ``InMemoryLoader``,
 or a ``torch.utils.data.Dataset`` yielding ``(image in [-1, 1], label)``, served by a DataLoader.
-Splits are fixed by ``split_seed``; batches are always ``(images in [-1, 1], labels)``.
+Splits are fixed by ``split_seed``; batches are always ``(images in [-1, 1], labels)`` where
+labels are class indices (B,) (-1 when unlabelled), or (B, K) factor values / attributes for
+factor or attribute datasets (``class_labels`` extracts the class from either).
 """
 
 from __future__ import annotations
@@ -130,6 +132,14 @@ class AEDataModule(pl.LightningDataModule):
         self.device_cache = device_cache
         self.split_seed = split_seed
         self._splits: dict[str, Split] | None = None
+
+    def class_labels(self, labels: Tensor) -> Tensor | None:
+        """The class index (B,) carried by a batch's labels, or None when the data has no classes.
+
+        Class datasets return their labels; factor or attribute datasets (labels (B, K)) override
+        this to pick their class factor (e.g. fonts: the letter).
+        """
+        return labels if self.num_classes is not None and labels.dim() == 1 else None
 
     @property
     def img_shape(self) -> tuple[int, int, int]:

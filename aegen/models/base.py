@@ -104,6 +104,10 @@ class GenerativeAE(pl.LightningModule):
         """``n`` generated images (n, C, H, W)."""
         return self.decode(self.prior_sample(n, generator))
 
+    def cluster_probs(self, x: Tensor) -> Tensor | None:
+        """Cluster membership probabilities (B, K) from the model's own cluster head; None if it has none."""
+        return None
+
     @torch.no_grad()
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8) -> Tensor:
         """Decoded linear interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""

@@ -32,9 +32,12 @@ def check_image_shape(img_shape: Sequence[int]) -> tuple[int, int, int]:
     return c, h, w
 
 
-def conv_widths(size: int, width: int, max_width: int) -> list[int]:
-    """Channel widths of the stride-2 stages that take a ``size`` image down to 4x4."""
-    levels = int(math.log2(size)) - 2
+def conv_widths(size: int, width: int, max_width: int, levels: int | None = None) -> list[int]:
+    """Channel widths of the stride-2 stages: down to 4x4 by default, or ``levels`` stages."""
+    most = int(math.log2(size)) - 2
+    levels = most if levels is None else levels
+    if not 1 <= levels <= most:
+        raise ValueError(f"levels must be between 1 and {most} for {size} px images, got {levels}")
     return [min(width * 2**i, max_width) for i in range(levels)]
 
 
@@ -59,21 +62,24 @@ class ConvEncoder(nn.Module):
     """Image (C, H, W) -> vector of ``out_dim``: stride-2 convs down to 4x4, then a linear head.
 
     ``features`` (the conv trunk, output ``(feature_channels, 4, 4)``) is usable on its own,
-    e.g. for perceptual losses or discriminators without a linear bottleneck.
+    e.g. for perceptual losses. With ``out_dim=None`` there is no linear head and the encoder
+    returns the feature map (after ``levels`` stages if given): an encoder without a linear
+    bottleneck, as in BEGAN-style autoencoding discriminators.
     """
 
     def __init__(
         self,
         img_shape: Sequence[int],
-        out_dim: int,
+        out_dim: int | None,
         width: int = 32,
         max_width: int = 256,
         norm: str = "batch",
         activation: str = "leaky_relu",
+        levels: int | None = None,
     ) -> None:
         super().__init__()
         channels, size, _ = check_image_shape(img_shape)
-        widths = conv_widths(size, width, max_width)
+        widths = conv_widths(size, width, max_width, levels)
         layers: list[nn.Module] = []
         for i, w in enumerate(widths):
             # no normalisation on the first layer (DCGAN practice)
@@ -81,29 +87,40 @@ class ConvEncoder(nn.Module):
             channels = w
         self.features = nn.Sequential(*layers)
         self.feature_channels = channels
-        self.head = nn.Linear(channels * 16, out_dim)
+        self.feature_size = size // 2 ** len(widths)
+        self.head = nn.Identity() if out_dim is None else nn.Linear(channels * self.feature_size**2, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(1))
+        features = self.features(x)
+        return features if isinstance(self.head, nn.Identity) else self.head(features.flatten(1))
 
 
 class ConvDecoder(nn.Module):
-    """Vector of ``in_dim`` -> image (C, H, W) in [-1, 1]: linear to 4x4, stride-2 transposed convs, tanh."""
+    """Vector of ``in_dim`` -> image (C, H, W) in [-1, 1]: linear to 4x4, stride-2 transposed convs, tanh.
+
+    With ``in_dim=None`` it takes the feature map of a ``ConvEncoder(out_dim=None)`` with the same
+    ``width``, ``max_width`` and ``levels`` instead of a vector.
+    """
 
     def __init__(
         self,
         img_shape: Sequence[int],
-        in_dim: int,
+        in_dim: int | None,
         width: int = 32,
         max_width: int = 256,
         norm: str = "batch",
         activation: str = "relu",
+        levels: int | None = None,
     ) -> None:
         super().__init__()
         out_channels, size, _ = check_image_shape(img_shape)
-        widths = conv_widths(size, width, max_width)[::-1]
+        widths = conv_widths(size, width, max_width, levels)[::-1]
         self.feature_channels = widths[0]
-        self.head = nn.Sequential(nn.Linear(in_dim, widths[0] * 16), _activation(activation))
+        self.feature_size = size // 2 ** len(widths)
+        if in_dim is None:
+            self.head = nn.Identity()
+        else:
+            self.head = nn.Sequential(nn.Linear(in_dim, widths[0] * self.feature_size**2), _activation(activation))
         layers: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1), _norm(norm, w_out), _activation(activation)]
@@ -111,7 +128,9 @@ class ConvDecoder(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.features(self.head(z).view(z.shape[0], self.feature_channels, 4, 4))
+        if z.dim() == 2:
+            z = self.head(z).view(z.shape[0], self.feature_channels, self.feature_size, self.feature_size)
+        return self.features(z)
 
 
 class MLP(nn.Sequential):

@@ -153,26 +153,36 @@ class GenerativeAE(pl.LightningModule):
         return optimizers[self._optimizer_names.index(name)]
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[Callable[[Tensor], Tensor]]:
-        """Run one training phase: only optimiser ``name``'s parameters get gradients.
+    def phase(self, *names: str) -> Iterator[Callable[[Tensor], Tensor]]:
+        """Run one training phase: only the parameters of optimiser(s) ``names`` get gradients.
 
-        Yields ``update(loss)``, which back-propagates ``loss`` and steps that optimiser.
+        Yields ``update(loss)``, which back-propagates ``loss`` once and steps those optimisers.
+        Several names step several optimisers from one backward pass (e.g. GAIA's simultaneous
+        generator and discriminator updates; each loss must then reach only its own parameters).
         """
-        opt = self.optimizer(name)
-        self.toggle_optimizer(opt)
+        optimizers = [self.optimizer(name) for name in names]
+        own = {p for opt in optimizers for group in opt.param_groups for p in group["params"]}
+        others = [p for opt in self.trainer.optimizers for group in opt.param_groups for p in group["params"]
+                  if p not in own]
+        state = {p: p.requires_grad for p in others}
+        for p in others:
+            p.requires_grad_(False)
 
         def update(loss: Tensor) -> Tensor:
-            opt.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            if self.hparams.grad_clip:
-                self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
-            opt.step()
+            for opt in optimizers:
+                if self.hparams.grad_clip:
+                    self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+                opt.step()
             return loss.detach()
 
         try:
             yield update
         finally:
-            self.untoggle_optimizer(opt)
+            for p, requires_grad in state.items():
+                p.requires_grad_(requires_grad)
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """One training step: call the method's phases in order; return the losses to log."""

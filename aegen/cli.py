@@ -188,6 +188,22 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     print(save_sheet(interpolation_sheet(model, images[pick], args.steps), args.out))
 
 
+def cmd_traverse(args: argparse.Namespace) -> None:
+    from aegen.checkpoint import load, load_datamodule
+    from aegen.viz import save_sheet
+
+    model = load(args.checkpoint)
+    x = None
+    if args.image is not None:
+        images, _ = load_datamodule(args.checkpoint).tensors(args.split)
+        if not 0 <= args.image < len(images):
+            raise ValueError(f"no {args.split} image {args.image}: choose --image between 0 and {len(images) - 1}")
+        x = images[args.image : args.image + 1]
+    sheet = model.traversal(x, steps=args.steps, span=args.span, code=args.code,
+                            generator=torch.Generator().manual_seed(args.seed))
+    print(save_sheet(sheet, args.out))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aegen",
@@ -195,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         "(see `aegen fit --help`); `aegen list` shows the models and datasets.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model (LightningCLI; `aegen {name} --help`)", add_help=False)
     sub.add_parser("list", help="models and datasets, one line each").set_defaults(func=cmd_list)
@@ -221,6 +237,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("traverse", help="a PNG sheet of latent traversals (one row per code dimension, "
+                       "or per category for LatentGAN)")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default="traversal.png")
+    p.add_argument("--steps", type=int, default=10, help="columns: values of the swept code")
+    p.add_argument("--span", type=float, default=None,
+                   help="sweep range: ±span std of the codes (default 2); LatentGAN: ±span of its "
+                        "continuous code (default 1.5, the paper's figures)")
+    p.add_argument("--code", type=int, default=None,
+                   help="sweep only this code dimension (LatentGAN: which continuous code, default 0)")
+    p.add_argument("--image", type=int, default=None,
+                   help="traverse around the code of this image of --split (default: the mean code)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_traverse)
     return parser
 
 

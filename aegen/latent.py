@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import torch
@@ -22,6 +23,27 @@ def slerp(z1: Tensor, z2: Tensor, steps: int, eps: float = 1e-7) -> Tensor:
     so = torch.sin(omega)
     out = (torch.sin((1 - t) * omega) * z1.unsqueeze(1) + torch.sin(t * omega) * z2.unsqueeze(1)) / so
     return torch.where(so.abs() < 1e-4, lerp(z1, z2, steps), out)
+
+
+def traverse_dims(
+    center: Tensor, scale: Tensor, steps: int, span: float, dims: Sequence[int] | None = None
+) -> Tensor:
+    """Codes that sweep one dimension at a time: centre (D,), scale (D,) -> (rows, steps, D).
+
+    Row ``r`` moves dimension ``dims[r]`` (default: every dimension, in order) evenly over
+    ``center ± span * scale`` in ``steps`` steps; the other dimensions stay at the centre.
+    """
+    if steps < 2:
+        raise ValueError(f"a traversal needs at least 2 steps, got {steps}")
+    dims = list(range(len(center))) if dims is None else list(dims)
+    bad = [d for d in dims if not 0 <= d < len(center)]
+    if bad:
+        raise ValueError(f"code dimension {bad[0]} does not exist: codes have {len(center)} dimensions")
+    offsets = torch.linspace(-span, span, steps, device=center.device, dtype=center.dtype)
+    codes = center.expand(len(dims), steps, len(center)).clone()
+    for row, dim in enumerate(dims):
+        codes[row, :, dim] = center[dim] + offsets * scale[dim]
+    return codes
 
 
 class CodeGaussian(nn.Module):

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from aegen import __version__
 from aegen.errors import AegenError
-from aegen.latent import CodeGaussian, lerp
+from aegen.latent import CodeGaussian, lerp, traverse_dims
 from aegen.nets import check_image_shape
 
 Params = Iterable[nn.Parameter]
@@ -113,6 +113,28 @@ class GenerativeAE(pl.LightningModule):
         """Decoded linear interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""
         z = lerp(self.encode(x1), self.encode(x2), steps)
         return self.decode(z.flatten(0, 1)).unflatten(0, (len(x1), steps))
+
+    @torch.no_grad()
+    def traversal(
+        self,
+        x: Tensor | None = None,
+        steps: int = 10,
+        span: float | None = None,
+        code: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """A sheet (rows, steps, C, H, W) of what the codes control, for ``aegen traverse``.
+
+        Default: per-dimension traversal. Row i sweeps code dimension i (only ``code`` if given)
+        over ±``span`` (default 2) standard deviations of ``prior_sample`` codes, around the code
+        of ``x[0]`` when images are given, else around the mean code; the other dimensions stay
+        fixed. Models with structured codes override this (e.g. LatentGAN: category x continuous code).
+        """
+        prior = self.prior_sample(1024, generator)
+        center = self.encode(x[:1].to(self.device))[0] if x is not None else prior.mean(0)
+        codes = traverse_dims(center, prior.std(0), steps, 2.0 if span is None else span,
+                              None if code is None else [code])
+        return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
 
     # ----------------------------------------------------------------- noise
     @property

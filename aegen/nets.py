@@ -179,7 +179,104 @@ __all__ = [
     "ConvEncoder",
     "LatentDiscriminator",
     "MLP",
+    "MunitDecoder",
+    "MunitEncoder",
+    "ResBlock",
     "check_image_shape",
     "conv_widths",
     "count_parameters",
 ]
+
+
+# --------------------------------------------------------------------------- MUNIT-style nets
+# The residual / AdaIN architecture of GAIA's reference code (after MUNIT, Huang et al. 2018):
+# a content path (stride-2 convs + residual blocks) and a style path (convs + global pooling),
+# decoded by residual blocks whose instance-norm scale and shift come from the style code.
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convs with instance norm (or AdaIN when ``adaptive``) and a skip connection."""
+
+    def __init__(self, channels: int, adaptive: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, padding_mode="reflect")
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, padding_mode="reflect")
+        self.norm1 = nn.InstanceNorm2d(channels, affine=not adaptive)
+        self.norm2 = nn.InstanceNorm2d(channels, affine=not adaptive)
+        self.adaptive = adaptive
+
+    def _norm(self, norm: nn.Module, h: Tensor, style: tuple[Tensor, Tensor] | None) -> Tensor:
+        h = norm(h)
+        if self.adaptive:
+            scale, shift = style
+            h = h * scale[:, :, None, None] + shift[:, :, None, None]
+        return h
+
+    def forward(self, x: Tensor, style: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        h = self._norm(self.norm1, self.conv1(x), style).relu()
+        return x + self._norm(self.norm2, self.conv2(h), style)
+
+
+class MunitEncoder(nn.Module):
+    """Image -> (style (B, style_dim), content): content is a vector of ``content_dim`` after a
+    linear layer, or the residual feature map when ``content_dim`` is None."""
+
+    def __init__(self, img_shape: Sequence[int], content_dim: int | None, style_dim: int = 8, width: int = 64,
+                 n_down: int = 2, n_res: int = 4) -> None:
+        super().__init__()
+        channels, size, _ = check_image_shape(img_shape)
+        content: list[nn.Module] = [nn.Conv2d(channels, width, 7, 1, 3, padding_mode="reflect"), nn.ReLU()]
+        c = width
+        for _ in range(n_down):
+            content += [nn.Conv2d(c, 2 * c, 4, 2, 1, padding_mode="reflect"), nn.ReLU()]
+            c *= 2
+        self.content = nn.Sequential(*content)
+        self.res = nn.ModuleList(ResBlock(c) for _ in range(n_res))
+        self.feature_channels, self.feature_size = c, size // 2**n_down
+        self.content_head = None if content_dim is None else nn.Linear(c * self.feature_size**2, content_dim)
+        style: list[nn.Module] = [nn.Conv2d(channels, width, 7, 1, 3, padding_mode="reflect"), nn.ReLU()]
+        s = width
+        for i in range(4):  # two widening and two plain stride-2 convs, then global pooling
+            out = 2 * s if i < 2 else s
+            style += [nn.Conv2d(s, out, 4, 2, 1, padding_mode="reflect"), nn.ReLU()]
+            s = out
+        style += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(s, style_dim, 1)]
+        self.style = nn.Sequential(*style)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.content(x)
+        for block in self.res:
+            h = block(h)
+        content = h if self.content_head is None else self.content_head(h.flatten(1))
+        return self.style(x).flatten(1), content
+
+
+class MunitDecoder(nn.Module):
+    """(style, content) -> image in [-1, 1]: AdaIN residual blocks (scale/shift from an MLP of the
+    style code), then upsample + 5x5 conv + layer norm stages and a 7x7 output conv."""
+
+    def __init__(self, img_shape: Sequence[int], content_dim: int | None, style_dim: int = 8, width: int = 64,
+                 n_up: int = 2, n_res: int = 4) -> None:
+        super().__init__()
+        channels, size, _ = check_image_shape(img_shape)
+        c = width * 2**n_up
+        self.feature_channels, self.feature_size = c, size // 2**n_up
+        self.content_head = None if content_dim is None else nn.Linear(content_dim, c * self.feature_size**2)
+        self.style_mlp = MLP(style_dim, [c, c], 2 * c * n_res)
+        self.res = nn.ModuleList(ResBlock(c, adaptive=True) for _ in range(n_res))
+        layers: list[nn.Module] = []
+        for _ in range(n_up):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c // 2, 5, 1, 2, padding_mode="reflect"),
+                       nn.GroupNorm(1, c // 2), nn.ReLU()]
+            c //= 2
+        layers += [nn.Conv2d(c, channels, 7, 1, 3, padding_mode="reflect"), nn.Tanh()]
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, style: Tensor, content: Tensor) -> Tensor:
+        if self.content_head is not None:
+            content = self.content_head(content).view(-1, self.feature_channels, self.feature_size, self.feature_size)
+        params = self.style_mlp(style).chunk(2 * len(self.res), dim=1)
+        h = content
+        for i, block in enumerate(self.res):
+            h = block(h, (params[2 * i], params[2 * i + 1]))
+        return self.up(h)

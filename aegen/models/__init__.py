@@ -1,6 +1,7 @@
 """Every model file registers itself on import; one line per method."""
 
 from aegen.models import aae, ae, vae  # noqa: F401
+from aegen.models import acai, gaia  # noqa: F401
 from aegen.models.base import GenerativeAE
 
 __all__ = ["GenerativeAE"]

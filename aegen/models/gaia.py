@@ -1,0 +1,228 @@
+"""GAIA: generative adversarial interpolative autoencoding (Sainburg, Thielk & Gentner, 2018).
+
+Both the generator G and the discriminator D are autoencoders. D (BEGAN-style, half the
+channels, no linear bottleneck) learns to reconstruct real images well and generated ones
+badly; G learns to produce images that D reconstructs well: its reconstructions of real images
+and, above all, decodes of interpolations between the codes of real images. A structure loss keeps
+pairwise distances in code space like those in image space. Losses and balancing follow the
+authors' code (METHODS.md §1):
+
+    r      = |x - D(x)|                   f_real = |x - D(G(x))|
+    f_samp = |G(z_i) - D(G(z_i))|         f      = (f_real + f_samp) / 2
+    p_fake = clip(s(sigma * f_samp - r), 0, 0.9)      L_D = clip(r - p_fake * f, -1, 1)
+    g      = s(f_samp - f_real)           L_G = clip(g * f_samp + (1 - g) * f_real + alpha * L_dist, -1, 1)
+    lr_D   = s(r - f) * lr                lr_G = (1 - s(r - f)) * lr
+    with s(v) = 1 / (1 + exp(-slope * v)).
+
+Deviations, all documented options: images are in [-1, 1] with a tanh decoder (the reference
+used [0, 1] and a sigmoid), so the L1 errors are halved to keep the reference's [0, 1] scale
+that the slope and clip bounds were tuned for; Adam's epsilon defaults to PyTorch's 1e-8
+(the reference used 1.0: ``--model.adam_eps 1.0``); the default nets are plain conv
+encoders/decoders (``--model.arch munit`` gives the reference's residual/AdaIN nets).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from aegen.models.base import GenerativeAE
+from aegen.nets import ConvDecoder, ConvEncoder, MunitDecoder, MunitEncoder
+from aegen.registry import register_model
+
+ARCHS = ("conv", "munit")
+
+
+def pairwise_sq_distances(v: Tensor) -> Tensor:
+    """Mean squared difference between all pairs of rows of (B, ...) -> (B, B)."""
+    flat = v.flatten(1)
+    return torch.cdist(flat, flat).pow(2) / flat.shape[1]
+
+
+def structure_loss(x: Tensor, z: Tensor) -> Tensor:
+    """L_dist: mean over pairs of (log(1 + S_x) - log(1 + S_z))^2, S = distances / their mean."""
+    sx, sz = pairwise_sq_distances(x), pairwise_sq_distances(z)
+    sx, sz = sx / sx.mean().clamp_min(1e-12), sz / sz.mean().clamp_min(1e-12)
+    return (torch.log1p(sx) - torch.log1p(sz)).pow(2).mean()
+
+
+def interpolate_halves(z: Tensor, a1: Tensor, a2: Tensor) -> Tensor:
+    """GAIA's interpolations of a batch of codes: with halves z1, z2 (pairs i),
+    [a1 * z1 + (1 - a1) * z2, a2 * reversed(z1) + (1 - a2) * z2] (unclipped coefficients)."""
+    half = len(z) // 2
+    z1, z2 = z[:half], z[half : 2 * half]
+    a1, a2 = a1.view(-1, *[1] * (z.dim() - 1)), a2.view(-1, *[1] * (z.dim() - 1))
+    return torch.cat([a1 * z1 + (1 - a1) * z2, a2 * z1.flip(0) + (1 - a2) * z2])
+
+
+def balanced_losses(
+    r: Tensor,
+    f_real: Tensor,
+    f_samp: Tensor,
+    dist: Tensor,
+    alpha: float = 5e-5,
+    slope: float = 20.0,
+    sigma: float = 0.5,
+    max_fake: float = 0.9,
+    clip: float = 1.0,
+    detach: bool = False,
+) -> dict[str, Tensor]:
+    """The sigmoid-balanced discriminator and generator losses of the reference code."""
+    s = lambda v: torch.sigmoid(slope * v)  # noqa: E731
+    hold = (lambda t: t.detach()) if detach else (lambda t: t)
+    f = (f_real + f_samp) / 2
+    p_fake = hold(s(sigma * f_samp - r).clamp(0, max_fake))
+    g = hold(s(f_samp - f_real))
+    loss_d = (r - p_fake * f).clamp(-clip, clip)
+    loss_g = (g * f_samp + (1 - g) * f_real + alpha * dist).clamp(-clip, clip)
+    return {"loss_d": loss_d, "loss_g": loss_g, "p_fake": p_fake, "g": g, "d_share": s(r - f)}
+
+
+def l1(a: Tensor, b: Tensor) -> Tensor:
+    """Mean absolute error on the reference's [0, 1] scale (our images are in [-1, 1])."""
+    return (a - b).abs().mean() / 2
+
+
+class AutoencodingDiscriminator(nn.Module):
+    """D: an autoencoder without a linear bottleneck, returning its reconstruction of x."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, munit: bool) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.munit = encoder, decoder, munit
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.encoder(x)
+        return self.decoder(*h) if self.munit else self.decoder(h)
+
+
+@register_model("gaia")
+class GAIA(GenerativeAE):
+    """GAIA: an autoencoder trained adversarially on interpolations against an autoencoding discriminator."""
+
+    def __init__(
+        self,
+        arch: str = "conv",
+        lr: float = 1e-4,
+        adam_eps: float = 1e-8,
+        alpha: float = 5e-5,
+        slope: float = 20.0,
+        sigma: float = 0.5,
+        max_fake: float = 0.9,
+        clip: float = 1.0,
+        lr_balancing: bool = True,
+        detach_balance: bool = False,
+        interp_mean: float = 0.5,
+        interp_std: float = 0.25,
+        disc_levels: int = 2,
+        style_dim: int = 8,
+        n_res: int = 4,
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            arch: ``conv`` (plain conv encoder/decoder) or ``munit`` (the reference's residual
+                nets with an AdaIN style code; the code is [style, content]).
+            lr: the base learning rate that lr balancing splits between G and D (reference 1e-4).
+            adam_eps: Adam's epsilon (reference code: 1.0).
+            alpha: weight of the structure-consistency loss (reference: lr / 2 = 5e-5).
+            slope: slope of the balancing sigmoid s(v) = 1 / (1 + exp(-slope * v)).
+            sigma: weight of f_samp against r in D's fake proportion (reference 0.5).
+            max_fake: upper clip of D's fake proportion (reference 0.9).
+            clip: both losses are clipped to [-clip, clip] (reference 1).
+            lr_balancing: scale the learning rates each batch by s(r - f) (D) and 1 - s(r - f) (G).
+            detach_balance: stop gradients through the balancing proportions (reference: no).
+            interp_mean: mean of the interpolation coefficient (reference 0.5).
+            interp_std: standard deviation of the interpolation coefficient, unclipped (reference 0.25).
+            disc_levels: stride-2 stages of the conv discriminator (no linear bottleneck).
+            style_dim: size of the style part of the code (``munit`` only).
+            n_res: residual blocks per net (``munit`` only).
+        """
+        super().__init__(lr=lr, **kwargs)
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(ARCHS)}")
+        width = self.hparams.width
+        if arch == "conv":
+            self.encoder = ConvEncoder(self.img_shape, self.latent_dim, width=width)
+            self.decoder = ConvDecoder(self.img_shape, self.latent_dim, width=width)
+            d_width = max(width // 2, 1)
+            self.discriminator = AutoencodingDiscriminator(
+                ConvEncoder(self.img_shape, None, width=d_width, norm="none", levels=disc_levels),
+                ConvDecoder(self.img_shape, None, width=d_width, norm="none", levels=disc_levels),
+                munit=False,
+            )
+        else:
+            if self.latent_dim <= style_dim:
+                raise ValueError(f"latent_dim ({self.latent_dim}) must exceed style_dim ({style_dim}) for arch munit")
+            content = self.latent_dim - style_dim
+            self.encoder = MunitEncoder(self.img_shape, content, style_dim, width, n_res=n_res)
+            self.decoder = MunitDecoder(self.img_shape, content, style_dim, width, n_res=n_res)
+            d_width = max(width // 2, 1)
+            self.discriminator = AutoencodingDiscriminator(
+                MunitEncoder(self.img_shape, None, style_dim, d_width, n_res=n_res),
+                MunitDecoder(self.img_shape, None, style_dim, d_width, n_res=n_res),
+                munit=True,
+            )
+
+    # -- the generator is an autoencoder
+    def encode(self, x: Tensor) -> Tensor:
+        h = self.encoder(x)
+        return torch.cat(h, dim=1) if self.hparams.arch == "munit" else h
+
+    def decode(self, z: Tensor) -> Tensor:
+        if self.hparams.arch == "munit":
+            return self.decoder(*z.split([self.hparams.style_dim, self.latent_dim - self.hparams.style_dim], dim=1))
+        return self.decoder(z)
+
+    def optimizer_groups(self):
+        eps = {"eps": self.hparams.adam_eps}
+        return {
+            "generator": ([*self.encoder.parameters(), *self.decoder.parameters()], eps),
+            "discriminator": (self.discriminator.parameters(), eps),
+        }
+
+    def interpolation_codes(self, z: Tensor) -> Tensor:
+        """Codes between the two halves of the batch, coefficients ~ N(interp_mean, interp_std^2)."""
+        half = len(z) // 2
+        a = self.hparams.interp_mean + self.hparams.interp_std * self.randn(2, half)
+        return interpolate_halves(z, a[0], a[1])
+
+    def frozen_discriminator(self, x: Tensor) -> Tensor:
+        """D(x) with D's parameters detached: gradients reach x (the generator) but not D."""
+        params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        return functional_call(self.discriminator, {**params, **dict(self.discriminator.named_buffers())}, (x,))
+
+    def adversarial_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """G and D stepped together from one forward pass, as in the reference code."""
+        with self.phase("generator", "discriminator") as update:
+            z = self.encode(x)
+            x_recon = self.decode(z)  # G(x)
+            x_interp = self.decode(self.interpolation_codes(z))  # G(z_i)
+            hp = self.hparams
+            # D's losses see the generator's images as fixed inputs ...
+            r = l1(x, self.discriminator(x))
+            f_real_d = l1(x, self.discriminator(x_recon.detach()))
+            x_interp_d = x_interp.detach()
+            f_samp_d = l1(x_interp_d, self.discriminator(x_interp_d))
+            # ... and G's losses see D as fixed, so one backward pass updates each net by its own loss
+            f_real_g = l1(x, self.frozen_discriminator(x_recon))
+            f_samp_g = l1(x_interp, self.frozen_discriminator(x_interp))
+            dist = structure_loss(x, z) if hp.alpha else x.new_zeros(())
+            options = dict(slope=hp.slope, sigma=hp.sigma, max_fake=hp.max_fake, clip=hp.clip, detach=hp.detach_balance)
+            d = balanced_losses(r, f_real_d, f_samp_d, dist.detach(), alpha=hp.alpha, **options)
+            g = balanced_losses(r.detach(), f_real_g, f_samp_g, dist, alpha=hp.alpha, **options)
+            if hp.lr_balancing:
+                d_share = d["d_share"].item()
+                self._set_lr("discriminator", d_share * hp.lr)
+                self._set_lr("generator", (1 - d_share) * hp.lr)
+            update(d["loss_d"] + g["loss_g"])
+        return {"loss_d": d["loss_d"].detach(), "loss_g": g["loss_g"].detach(), "r": r.detach(),
+                "f_real": f_real_d.detach(), "f_samp": f_samp_d.detach(), "dist": dist.detach(),
+                "p_fake": d["p_fake"].detach(), "g_share": g["g"].detach(), "d_share": d["d_share"].detach()}
+
+    def _set_lr(self, name: str, lr: float) -> None:
+        for group in self.optimizer(name).param_groups:
+            group["lr"] = lr
+
+    def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        return self.adversarial_phase(x)

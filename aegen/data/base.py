@@ -16,11 +16,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Union
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from aegen.errors import AegenError
 
 SPLITS = ("train", "val", "test")
 TensorSplit = tuple[Tensor, Tensor]
@@ -42,6 +46,59 @@ def resize(images: Tensor, size: int) -> Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_uint8(images: Tensor, size: int, chunk: int = 4096) -> Tensor:
+    """uint8 (N, C, H, W) images -> uint8 (N, C, size, size) via ``resize``, in chunks to bound memory."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return torch.cat([to_uint8(resize(part.float() / 255, size)) for part in images.split(chunk)])
+
+
+def find_files(directory: Path, names: Sequence[str], dataset: str, how: str, suffixes: Sequence[str] = ("",)) -> list[Path]:
+    """The expected files in ``directory`` (each may end in one of ``suffixes``, e.g. ``.gz``; a name
+    ending in "/" is a directory).
+
+    Raises one AegenError naming every missing file, the directory searched and ``how`` to get them.
+    """
+    found, missing = [], []
+    for name in names:
+        if name.endswith("/"):  # a directory
+            path = directory / name.rstrip("/") if (directory / name).is_dir() else None
+        else:
+            path = next((directory / (name + s) for s in suffixes if (directory / (name + s)).is_file()), None)
+        (found if path else missing).append(path or name)
+    if missing:
+        raise AegenError(f"{dataset}: missing {', '.join(map(str, missing))} in {directory}; {how}")
+    return found
+
+
+class ImageFiles(Dataset):
+    """Image files decoded on demand -> (float (C, H, W) image in [-1, 1], label).
+
+    ``prepare`` maps the decoded PIL image (``mode`` "L" or "RGB") to its final square size; it
+    must be picklable for DataLoader workers. A file that fails to decode raises an AegenError
+    naming it.
+    """
+
+    def __init__(self, paths: Sequence[Path], labels: Tensor, prepare, mode: str = "RGB") -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths, self.labels, self.prepare, self.mode = list(paths), labels, prepare, mode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                image = self.prepare(image.convert(self.mode))
+        except (OSError, ValueError, SyntaxError) as err:
+            raise AegenError(f"{path} is corrupt or truncated ({err}); replace or remove it") from None
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+        pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+        return from_uint8(pixels), self.labels[index]
 
 
 def random_split_indices(n: int, fractions: Sequence[float], seed: int) -> list[Tensor]:
@@ -197,3 +254,43 @@ class AEDataModule(pl.LightningDataModule):
         n = len(data) if limit is None else min(limit, len(data))
         items = [data[i] for i in range(n)]
         return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+
+
+class TrainTestDataModule(AEDataModule):
+    """A dataset with official train and test sets read from local files into memory.
+
+    Validation is a fixed seeded share of the official training set; test is the official test
+    set. Subclasses implement ``load_train_test`` (uint8 images at their native size) and, where
+    torchvision can fetch the files, ``fetch`` (run only with ``--data.download true``).
+    """
+
+    def __init__(self, val_fraction: float = 0.1, download: bool = False, **kwargs) -> None:
+        """
+        Args:
+            val_fraction: share of the official training set held out for validation.
+            download: fetch missing files with torchvision first (the only time aegen downloads).
+        """
+        super().__init__(**kwargs)
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.val_fraction, self.download = val_fraction, download
+
+    def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
+        """(train, test) as uint8 (N, C, H, W) images and long labels, from local files."""
+        raise NotImplementedError
+
+    def fetch(self) -> None:
+        """Download the files with torchvision (called only when ``download`` is set)."""
+        raise AegenError(f"{self.registry_name} cannot be downloaded by aegen; place its files by hand")
+
+    def prepare_data(self) -> None:
+        if self.download:
+            self.fetch()
+
+    def load_splits(self) -> dict[str, Split]:
+        if self.download and self.trainer is None:
+            self.fetch()  # outside a Trainer nobody calls prepare_data
+        (train_x, train_y), (test_x, test_y) = self.load_train_test()
+        train_x, test_x = resize_uint8(train_x, self.image_size), resize_uint8(test_x, self.image_size)
+        fit, val = random_split_indices(len(train_x), (1 - self.val_fraction, self.val_fraction), self.split_seed)
+        return {"train": (train_x[fit], train_y[fit]), "val": (train_x[val], train_y[val]), "test": (test_x, test_y)}

@@ -180,12 +180,43 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
     from aegen.checkpoint import load, load_datamodule
-    from aegen.viz import interpolation_sheet, save_sheet
+    from aegen.latent import encode_all, neighbour_path, path_codes
+    from aegen.viz import save_sheet
 
     model = load(args.checkpoint)
-    images, _ = load_datamodule(args.checkpoint).tensors(args.split)
+    images, _ = load_datamodule(args.checkpoint).tensors(args.split, args.bank)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: 2 * args.pairs]
-    print(save_sheet(interpolation_sheet(model, images[pick], args.steps), args.out))
+    starts, ends = pick[: len(pick) // 2], pick[len(pick) // 2 :]
+    if args.path == "neighbours":
+        codes = encode_all(model, images)
+        rows = [path_codes(codes, neighbour_path(codes, int(a), int(b), args.k), args.steps) for a, b in zip(starts, ends)]
+        with torch.no_grad():
+            sheet = model.decode(torch.stack(rows).flatten(0, 1)).unflatten(0, (len(rows), args.steps))
+    else:
+        sheet = model.interpolate(images[starts], images[ends], args.steps, spherical=args.path == "spherical")
+    print(save_sheet(sheet, args.out))
+
+
+def cmd_attribute(args: argparse.Namespace) -> None:
+    from aegen.checkpoint import load, load_datamodule
+    from aegen.latent import attribute_table, attribute_vectors, encode_all
+    from aegen.viz import save_sheet
+
+    model = load(args.checkpoint)
+    datamodule = load_datamodule(args.checkpoint)
+    images, labels = datamodule.tensors("train", args.bank)
+    names, table = attribute_table(datamodule, labels)
+    if args.attr not in names:
+        shown = ", ".join(names[:50]) + (", …" if len(names) > 50 else "")
+        raise AegenError(f"unknown attribute {args.attr!r} for {datamodule.registry_name}; choose one of: {shown}")
+    vector = attribute_vectors(encode_all(model, images), table.to(model.device))[names.index(args.attr)]
+    low, high = (float(v) for v in args.strengths.split(","))
+    strengths = torch.linspace(low, high, args.steps, device=model.device)
+    x = datamodule.tensors("test", args.num)[0].to(model.device)
+    with torch.no_grad():
+        codes = model.encode(x).unsqueeze(1) + strengths.view(1, -1, 1) * vector
+        sheet = model.decode(codes.flatten(0, 1)).unflatten(0, (len(x), args.steps))
+    print(save_sheet(sheet, args.out))
 
 
 def cmd_traverse(args: argparse.Namespace) -> None:
@@ -211,7 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         "(see `aegen fit --help`); `aegen list` shows the models and datasets.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse,attribute}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model (LightningCLI; `aegen {name} --help`)", add_help=False)
     sub.add_parser("list", help="models and datasets, one line each").set_defaults(func=cmd_list)
@@ -235,8 +266,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--path", default="linear", choices=("linear", "spherical", "neighbours"),
+                   help="straight line, great circle, or the shortest path through the k-nearest-neighbour "
+                        "graph of the split's codes (GAIA's Figure 0)")
+    p.add_argument("--k", type=int, default=10, help="neighbours per code for --path neighbours")
+    p.add_argument("--bank", type=int, default=2000, help="images of --split to draw pairs (and paths) from")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("attribute", help="a PNG sheet of attribute vectors added to test images "
+                       "(rows: images, columns: strengths)")
+    p.add_argument("checkpoint")
+    p.add_argument("--attr", required=True,
+                   help="a named attribute (CelebA: Smiling, Male, …), a factor value (fonts: letter=3) or a class (class=3)")
+    p.add_argument("--strengths", default="-3,3", help="LOW,HIGH multiples of the attribute vector")
+    p.add_argument("--steps", type=int, default=7)
+    p.add_argument("--num", type=int, default=8, help="test images, one per row")
+    p.add_argument("--bank", type=int, default=10000, help="training images the vectors are regressed on")
+    p.add_argument("--out", default="attribute.png")
+    p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser("traverse", help="a PNG sheet of latent traversals (one row per code dimension, "
                        "or per category for LatentGAN)")
@@ -281,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             run_lightning(argv)
         else:
+            # values such as "-3,3" would read as options to argparse: glue them to their flag
+            argv = [f"{a}={argv[i + 1]}" if a == "--strengths" and i + 1 < len(argv) else a
+                    for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--strengths"]
             args = _parser().parse_args(argv)
             if not getattr(args, "func", None):
                 _parser().print_help()

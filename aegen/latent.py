@@ -87,3 +87,68 @@ class CodeGaussian(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         eps = torch.randn(n, self.dim, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + eps @ self.scale_tril.T
+
+
+def neighbour_path(codes: Tensor, start: int, end: int, k: int = 10) -> list[int]:
+    """Indices of the shortest path from ``start`` to ``end`` through the k-nearest-neighbour graph
+    of ``codes`` (N, D): interpolation that stays on the data, as in GAIA's Figure 0."""
+    from scipy.sparse.csgraph import dijkstra
+    from sklearn.neighbors import kneighbors_graph
+
+    graph = kneighbors_graph(codes.detach().cpu().double().numpy(), min(k, len(codes) - 1), mode="distance")
+    graph = graph.maximum(graph.T)  # undirected
+    _, predecessors = dijkstra(graph, indices=start, return_predecessors=True)
+    path = [end]
+    while path[-1] != start:
+        previous = predecessors[path[-1]]
+        if previous < 0:
+            raise ValueError(f"no path between items {start} and {end} in the {k}-neighbour graph; use a larger k")
+        path.append(int(previous))
+    return path[::-1]
+
+
+def path_codes(codes: Tensor, path: Sequence[int], steps: int) -> Tensor:
+    """``steps`` codes spaced evenly (by arc length) along the polyline through ``codes[path]``."""
+    nodes = codes[list(path)]
+    if len(nodes) == 1:
+        return nodes.expand(steps, -1).clone()
+    lengths = (nodes[1:] - nodes[:-1]).norm(dim=1)
+    cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+    t = torch.linspace(0, float(cumulative[-1]), steps, device=codes.device, dtype=codes.dtype)
+    segment = torch.searchsorted(cumulative, t, right=True).clamp(1, len(nodes) - 1) - 1
+    frac = ((t - cumulative[segment]) / lengths[segment].clamp_min(1e-12)).clamp(0, 1).unsqueeze(1)
+    return nodes[segment] * (1 - frac) + nodes[segment + 1] * frac
+
+
+def attribute_table(datamodule, labels: Tensor) -> tuple[list[str], Tensor]:
+    """Per-image attributes as (names, float matrix (N, A)) for attribute vectors: a dataset's named
+    binary attributes (CelebA: ``Smiling``, …), else one indicator per factor value (``letter=3``),
+    else one per class (``class=3``)."""
+    names = getattr(datamodule, "attribute_names", None)
+    if names:
+        return list(names), labels.float()
+    factor_names = getattr(datamodule, "factor_names", None)
+    if factor_names and labels.dim() == 2:
+        columns = [(f"{name}={v}", labels[:, k] == v) for k, name in enumerate(factor_names)
+                   for v in range(datamodule.factor_sizes[k])]
+    else:
+        classes = datamodule.class_labels(labels)
+        if classes is None:
+            raise ValueError("this dataset has no attributes, factors or classes to build attribute vectors from")
+        columns = [(f"class={c}", classes == c) for c in range(datamodule.num_classes)]
+    return [name for name, _ in columns], torch.stack([col for _, col in columns], dim=1).float()
+
+
+def attribute_vectors(codes: Tensor, attributes: Tensor) -> Tensor:
+    """Least-squares regression of codes (N, D) on attributes (N, A) with an intercept: one
+    direction per attribute (A, D), the change of the code per unit of that attribute."""
+    from sklearn.linear_model import LinearRegression
+
+    fit = LinearRegression().fit(attributes.detach().cpu().double().numpy(), codes.detach().cpu().double().numpy())
+    return torch.as_tensor(fit.coef_.T, dtype=codes.dtype, device=codes.device)
+
+
+@torch.no_grad()
+def encode_all(model, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Codes of many images, in batches, on the model's device: (N, D)."""
+    return torch.cat([model.encode(x.to(model.device)) for x in images.split(batch_size)])

@@ -41,3 +41,51 @@ def test_code_gaussian_reduce_sums_statistics_like_ddp():
     other = g2._stats.clone()
     g1.fit(reduce=lambda t: t + other)  # what an all-reduce sum over two ranks returns
     torch.testing.assert_close(g1.mean, torch.cat([a, b]).mean(0))
+
+
+def test_neighbour_path_walks_through_the_data_and_ends_at_the_endpoints():
+    from aegen.latent import neighbour_path, path_codes
+
+    angles = torch.linspace(0, 3.1416, 40)
+    codes = torch.stack([angles.cos(), angles.sin()], 1)  # a half circle: the straight line leaves the data
+    path = neighbour_path(codes, 0, 39, k=3)
+    assert path[0] == 0 and path[-1] == 39 and path == sorted(path)
+    walk = path_codes(codes, path, 9)
+    torch.testing.assert_close(walk[0], codes[0])
+    torch.testing.assert_close(walk[-1], codes[39])
+    assert walk.norm(dim=1).min() > 0.99  # stays on the circle, unlike lerp through the centre
+
+
+def test_neighbour_path_reports_disconnected_graphs():
+    import pytest
+
+    from aegen.latent import neighbour_path
+
+    codes = torch.cat([torch.zeros(5, 2) + torch.arange(5.0)[:, None] * 1e-3, torch.full((5, 2), 100.0)])
+    with pytest.raises(ValueError, match="larger k"):
+        neighbour_path(codes, 0, 9, k=2)
+
+
+def test_attribute_vectors_recover_a_planted_direction():
+    from aegen.latent import attribute_vectors
+
+    torch.manual_seed(0)
+    attributes = torch.randint(0, 2, (400, 3)).float()
+    directions = torch.randn(3, 8)
+    codes = 5 + torch.randn(400, 8) * 0.05 + attributes @ directions
+    torch.testing.assert_close(attribute_vectors(codes, attributes), directions, atol=0.02, rtol=0)
+
+
+def test_attribute_table_uses_attributes_factors_or_classes():
+    from types import SimpleNamespace
+
+    from aegen.latent import attribute_table
+    from aegen.registry import get_data
+
+    names, table = attribute_table(get_data("digits")(), torch.tensor([3, 0]))
+    assert names[3] == "class=3" and table[0, 3] == 1 and table[0].sum() == 1
+    factors = SimpleNamespace(attribute_names=None, factor_names=["a", "b"], factor_sizes=[2, 3])
+    names, table = attribute_table(factors, torch.tensor([[1, 2]]))
+    assert names == ["a=0", "a=1", "b=0", "b=1", "b=2"] and table.tolist() == [[0, 1, 0, 0, 1]]
+    celeb = SimpleNamespace(attribute_names=["Smiling", "Male"])
+    assert attribute_table(celeb, torch.tensor([[1, 0]]))[0] == ["Smiling", "Male"]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from aegen import __version__
 from aegen.errors import AegenError
-from aegen.latent import CodeGaussian, lerp, traverse_dims
+from aegen.latent import CodeGaussian, lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
 
 Params = Iterable[nn.Parameter]
@@ -109,9 +109,9 @@ class GenerativeAE(pl.LightningModule):
         return None
 
     @torch.no_grad()
-    def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8) -> Tensor:
-        """Decoded linear interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""
-        z = lerp(self.encode(x1), self.encode(x2), steps)
+    def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, spherical: bool = False) -> Tensor:
+        """Decoded linear (or spherical) interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""
+        z = (slerp if spherical else lerp)(self.encode(x1), self.encode(x2), steps)
         return self.decode(z.flatten(0, 1)).unflatten(0, (len(x1), steps))
 
     @torch.no_grad()

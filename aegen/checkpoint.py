@@ -44,6 +44,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def read_state_dict(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
+    """A state dict written with ``torch.save``, read with ``weights_only=True``; one-line errors.
+
+    For auxiliary networks (metric judges, Inception weights); ``what`` names the file in errors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AegenError(f"no {what} at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise AegenError(f"refusing {what} at {path}: the file carries pickled code; nothing in it was run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AegenError(f"{what} at {path} are not readable (corrupt or truncated?): {first}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise AegenError(f"{what} at {path} are not a state dict of tensors")
+    return state
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the model saved in an aegen checkpoint, in eval mode.
 

@@ -108,6 +108,14 @@ class GenerativeAE(pl.LightningModule):
         """Cluster membership probabilities (B, K) from the model's own cluster head; None if it has none."""
         return None
 
+    def sample_conditional(self, n: int, classes: Tensor, generator: torch.Generator | None = None) -> Tensor | None:
+        """``n`` images generated for the given data classes (n,) (images (n, C, H, W)); None if unsupported.
+
+        Conditional models override this (the supervised code generator, LatentGAN with its category
+        mapped to the class); the evaluation's ``cond_acc_judge`` checks each image is judged its class.
+        """
+        return None
+
     @torch.no_grad()
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, spherical: bool = False) -> Tensor:
         """Decoded linear (or spherical) interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""

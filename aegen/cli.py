@@ -140,7 +140,7 @@ def run_lightning(argv: list[str]) -> None:
         save_config_kwargs={"overwrite": False},
         auto_configure_optimizers=False,
         seed_everything_default=0,
-        trainer_defaults={"log_every_n_steps": 10},
+        trainer_defaults={"log_every_n_steps": 10, "max_epochs": 10},
     )
     if command == "fit":
         log_dir = cli.trainer.log_dir  # a collective under DDP: every rank asks

@@ -24,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from aegen.data.groups import GroupLoader
 from aegen.errors import AegenError
 
 SPLITS = ("train", "val", "test")
@@ -166,6 +167,7 @@ class AEDataModule(pl.LightningDataModule):
         pin_memory: bool | None = None,
         device_cache: bool = False,
         split_seed: int = 0,
+        groups: bool = False,
     ) -> None:
         """
         Args:
@@ -176,6 +178,9 @@ class AEDataModule(pl.LightningDataModule):
             pin_memory: pin host memory (default: when CUDA is available).
             device_cache: keep in-memory training data on the accelerator.
             split_seed: seed of the fixed train/val/test split.
+            groups: training batches are groups, an anchor plus one partner per factor that shares
+                exactly that factor (``aegen.data.groups``; factor datasets only; models that need
+                groups switch this on).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -188,6 +193,7 @@ class AEDataModule(pl.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.device_cache = device_cache
         self.split_seed = split_seed
+        self.groups = groups
         self._splits: dict[str, Split] | None = None
 
     def class_labels(self, labels: Tensor) -> Tensor | None:
@@ -230,8 +236,13 @@ class AEDataModule(pl.LightningDataModule):
             images, labels = data
             if train and self.device_cache:
                 images, labels = images.to(self._device()), labels.to(self._device())
+            if train and self.groups:
+                return GroupLoader(images, labels, self.batch_size, seed=self.split_seed, rank=rank, world_size=world)
             return InMemoryLoader(images, labels, self.batch_size, shuffle=train, drop_last=train,
                                   seed=self.split_seed, rank=rank, world_size=world)
+        if train and self.groups:
+            raise AegenError(f"{self.registry_name}: group batches need an in-memory dataset with factor labels "
+                             "(e.g. --data fonts); drop --data.groups or use a model that does not need groups")
         return DataLoader(data, batch_size=self.batch_size, shuffle=train, drop_last=train,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)

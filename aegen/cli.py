@@ -161,11 +161,50 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {name:<14} {registry.describe(cls)}")
 
 
+def _data_options(name: str | None, checkpoint: str, argv: list[str]) -> dict[str, Any]:
+    """``--data.x VALUE`` flags typed by the datamodule's signature (only the flags given)."""
+    if not argv:
+        return {}
+    from jsonargparse import ArgumentParser
+
+    from aegen.checkpoint import read_checkpoint
+
+    if name is None:
+        record = read_checkpoint(checkpoint)["aegen"].get("data") or {}
+        name = record.get("name") or DEFAULT_DATA
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(registry.get_data(name), "data")
+    given = {a.split("=", 1)[0].removeprefix("--data.") for a in argv if a.startswith("--data.")}
+    parsed = parser.parse_args(argv).data
+    return {k: getattr(parsed, k) for k in given}
+
+
+def _pop_data_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``--data.x VALUE`` / ``--data.x=VALUE`` flags from the other arguments."""
+    rest, data = [], []
+    i = 0
+    while i < len(argv):
+        if argv[i].startswith("--data.") and "=" not in argv[i] and i + 1 < len(argv):
+            data += argv[i : i + 2]
+            i += 1
+        elif argv[i].startswith("--data."):
+            data.append(argv[i])
+        else:
+            rest.append(argv[i])
+        i += 1
+    return rest, data
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from aegen.evaluate import evaluate
 
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent.parent / "eval"
-    metrics = evaluate(args.checkpoint, out, seed=args.seed)
+    metrics = evaluate(
+        args.checkpoint, out, metrics=args.metrics, num_samples=args.num_samples, seeds=args.seeds, seed=args.seed,
+        inception_weights=args.inception_weights, data=args.data,
+        data_options=_data_options(args.data, args.checkpoint, getattr(args, "data_args", [])),
+        interp_samples=args.interp_samples, device=args.device,
+    )
     print(json.dumps(metrics, indent=2))
 
 
@@ -235,6 +274,57 @@ def cmd_traverse(args: argparse.Namespace) -> None:
     print(save_sheet(sheet, args.out))
 
 
+def _factor_images(args: argparse.Namespace):
+    """The model, datamodule, factor blocks and (images, factors) of ``--split`` for explore/edit."""
+    from aegen.checkpoint import load, load_datamodule
+    from aegen.metrics.controllability import factor_blocks
+
+    model = load(args.checkpoint)
+    datamodule = load_datamodule(args.checkpoint)
+    names = list(datamodule.factor_names or [])
+    if args.factor not in names:
+        raise AegenError(f"unknown factor {args.factor!r}; {datamodule.registry_name} has: {', '.join(names) or 'no factors'}")
+    blocks = factor_blocks(model, datamodule)
+    if args.factor not in blocks:
+        raise AegenError(f"the model has no block for {args.factor}; its blocks are {', '.join(blocks)}")
+    images, factors = datamodule.tensors(args.split)
+    return model, datamodule, blocks[args.factor], images, factors
+
+
+def cmd_explore(args: argparse.Namespace) -> None:
+    from aegen.metrics.controllability import decode_all, different_partners, encode_all, explore_codes
+    from aegen.viz import save_sheet
+
+    model, datamodule, dims, images, factors = _factor_images(args)
+    k = list(datamodule.factor_names).index(args.factor)
+    generator = torch.Generator().manual_seed(args.seed)
+    rows = torch.randperm(len(images), generator=generator)[: args.num]
+    ends = different_partners(factors[:, k], generator)[rows]
+    ends = torch.where(ends >= 0, ends, rows)
+    codes = encode_all(model, images)
+    path = explore_codes(codes[rows], codes[ends], dims, args.steps)
+    print(save_sheet(decode_all(model, path.flatten(0, 1)).unflatten(0, path.shape[:2]), args.out))
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    from aegen.metrics.controllability import decode_all, edit_codes, encode_all, parse_value
+    from aegen.viz import save_sheet
+
+    model, datamodule, dims, images, factors = _factor_images(args)
+    k = list(datamodule.factor_names).index(args.factor)
+    value = parse_value(datamodule, args.factor, args.value)
+    generator = torch.Generator().manual_seed(args.seed)
+    having = (factors[:, k] == value).nonzero().flatten()
+    if len(having) == 0:
+        raise AegenError(f"no {args.split} image has {args.factor} = {args.value}; try another --split or value")
+    source = having[torch.randint(len(having), (1,), generator=generator)]
+    rows = torch.randperm(len(images), generator=generator)[: args.num]
+    codes = encode_all(model, images)
+    edited = decode_all(model, edit_codes(codes[rows], codes[source].expand(len(rows), -1), dims))
+    sheet = torch.stack([images[source].expand(len(rows), -1, -1, -1), images[rows], edited], dim=1)
+    print(save_sheet(sheet, args.out))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aegen",
@@ -242,15 +332,26 @@ def _parser() -> argparse.ArgumentParser:
         "(see `aegen fit --help`); `aegen list` shows the models and datasets.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse,attribute}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse,attribute,explore,edit}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model (LightningCLI; `aegen {name} --help`)", add_help=False)
     sub.add_parser("list", help="models and datasets, one line each").set_defaults(func=cmd_list)
 
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on its test split -> DIR/metrics.json")
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint -> DIR/metrics.json and DIR/report.md",
+                       description="Metrics of a checkpoint -> DIR/metrics.json, DIR/report.md and image sheets. "
+                       "--data NAME and --data.x VALUE evaluate on another dataset or with other data settings.")
     p.add_argument("checkpoint")
     p.add_argument("--out", help="output directory (default: <run>/eval)")
+    p.add_argument("--metrics", help="comma-separated groups: fid,is,kid,pr (Inception), judge, cluster, disentangle, "
+                   "recon, interp (default: every group that applies and needs no external weights)")
+    p.add_argument("--num-samples", type=int, default=50_000, help="generated images for sample quality (default 50000)")
+    p.add_argument("--interp-samples", type=int, default=10_000, help="decoded midpoints for interp_fid_judge")
+    p.add_argument("--seeds", type=int, default=1, help="repeat sampling-based metrics over this many seeds")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inception-weights", help="torch-fidelity's Inception weights file "
+                   "(else $AEGEN_INCEPTION_WEIGHTS, else torch hub's checkpoint cache)")
+    p.add_argument("--data", help="evaluate on this dataset instead of the checkpoint's")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="a PNG sheet of generated images")
@@ -301,6 +402,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_traverse)
+    p = sub.add_parser("explore", help="a PNG sheet exploring one factor's code block (rows: test images, "
+                       "columns: steps from the image's block to another image's)")
+    p.add_argument("checkpoint")
+    p.add_argument("--factor", required=True, help="a factor of the data, e.g. background_colour")
+    p.add_argument("--out", default="explore.png")
+    p.add_argument("--num", type=int, default=8, help="images, one per row")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("edit", help="a PNG sheet setting one factor of test images to the value of an image "
+                       "that has it (columns: that image, the original, the edit)")
+    p.add_argument("checkpoint")
+    p.add_argument("--factor", required=True, help="a factor of the data, e.g. font_colour")
+    p.add_argument("--value", required=True, help="the value: an index, or a name where the data names them (fonts: white)")
+    p.add_argument("--out", default="edit.png")
+    p.add_argument("--num", type=int, default=8, help="images, one per row")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_edit)
     return parser
 
 
@@ -332,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
             # values such as "-3,3" would read as options to argparse: glue them to their flag
             argv = [f"{a}={argv[i + 1]}" if a == "--strengths" and i + 1 < len(argv) else a
                     for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--strengths"]
+            data_args: list[str] = []
+            if argv and argv[0] == "evaluate":
+                argv, data_args = _pop_data_options(argv)
             args = _parser().parse_args(argv)
+            args.data_args = data_args
             if not getattr(args, "func", None):
                 _parser().print_help()
                 return 2

@@ -22,7 +22,8 @@ standardised training codes.
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -181,9 +182,11 @@ def cluster_errors(
     out = {
         "cluster_error_hungarian": float(hungarian_error(test_clusters, test_labels)),
         "cluster_error_majority": float(majority_error(test_clusters, test_labels)),
-        "nmi": float(normalized_mutual_info_score(test_clusters, test_labels)),
-        "ari": float(adjusted_rand_score(test_clusters, test_labels)),
     }
+    with warnings.catch_warnings():  # torchmetrics builds a sparse contingency table and warns about its checks
+        warnings.filterwarnings("ignore", message=".*[Ss]parse invariant checks")
+        out["nmi"] = float(normalized_mutual_info_score(test_clusters, test_labels))
+        out["ari"] = float(adjusted_rand_score(test_clusters, test_labels))
     if val_labels is not None and val_confidence is not None:
         out["cluster_error_aae"] = float(aae_error(test_clusters, test_labels, val_labels, val_confidence, val_clusters))
     return out
@@ -196,6 +199,54 @@ def probe_accuracy(train_codes: Tensor, train_labels: Tensor, test_codes: Tensor
     return float(probe.score(test_codes.double().numpy(), _long(test_labels).numpy()))
 
 
+class CodeSplit(NamedTuple):
+    """One split as seen by the clustering metrics: codes (N, D), cluster-head probabilities (N, K) or None, labels (N,)."""
+
+    codes: Tensor
+    probs: Tensor | None
+    labels: Tensor
+
+
+@torch.no_grad()
+def encode_split(model, images: Tensor, labels: Tensor, batch_size: int = 256) -> CodeSplit:
+    """Codes and cluster-head probabilities of images, with their labels."""
+    return CodeSplit(encode_all(model, images, batch_size), head_probs(model, images, batch_size), labels)
+
+
+def clustering_scores(
+    test: CodeSplit,
+    val: CodeSplit | None = None,
+    train: CodeSplit | None = None,
+    num_clusters: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All clustering numbers from encoded splits, each split clustered consistently.
+
+    With cluster-head probabilities the clusters are their argmax; otherwise k-means with
+    ``num_clusters`` is fitted on the training codes (else the test codes) and assigns every
+    split. Adds ``cluster_error_aae`` when ``val`` is given and ``probe_acc`` when ``train`` is
+    given, plus ``num_clusters`` and ``cluster_source`` ("head" or "kmeans").
+    """
+    out: dict[str, Any] = {}
+    if test.probs is not None:
+        clusters, k = test.probs.argmax(1), test.probs.shape[1]
+        val_confidence = None if val is None else val.probs
+        out["cluster_source"] = "head"
+    else:
+        if not num_clusters:
+            raise AegenError("k-means clustering needs the number of clusters (the number of classes)")
+        k = num_clusters
+        kmeans = fit_kmeans(train.codes if train is not None else test.codes, k, seed)
+        clusters = torch.from_numpy(kmeans.predict(test.codes.double().numpy())).long()
+        val_confidence = None if val is None else kmeans_confidence(kmeans, val.codes)
+        out["cluster_source"] = "kmeans"
+    out["num_clusters"] = int(k)
+    out.update(cluster_errors(clusters, test.labels, None, None if val is None else val.labels, val_confidence))
+    if train is not None:
+        out["probe_acc"] = probe_accuracy(train.codes, train.labels, test.codes, test.labels, seed)
+    return out
+
+
 @torch.no_grad()
 def clustering_metrics(
     model,
@@ -206,31 +257,10 @@ def clustering_metrics(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """All clustering numbers of a model, each split clustered consistently.
+    """All clustering numbers of a model on (images in [-1, 1], class labels) splits; see ``clustering_scores``.
 
-    ``test``/``val``/``train`` are (images in [-1, 1], class labels). Without a cluster head,
-    k-means is fitted on the training codes (else the test codes) and assigns every split.
-    Adds ``cluster_error_aae`` when ``val`` is given and ``probe_acc`` when ``train`` is given,
-    plus ``num_clusters`` and ``cluster_source`` ("head" or "kmeans").
+    ``num_clusters`` defaults to the model's ``num_classes`` (used only for k-means).
     """
-    test_x, test_y = test
-    probs = head_probs(model, test_x, batch_size)
-    codes = {"test": encode_all(model, test_x, batch_size)}
-    if train is not None:
-        codes["train"] = encode_all(model, train[0], batch_size)
-    out: dict[str, Any] = {}
-    if probs is not None:
-        clusters, k = probs.argmax(1), probs.shape[1]
-        val_confidence = head_probs(model, val[0], batch_size) if val is not None else None
-        out["cluster_source"] = "head"
-    else:
-        k = _num_clusters(model, num_clusters)
-        kmeans = fit_kmeans(codes.get("train", codes["test"]), k, seed)
-        clusters = torch.from_numpy(kmeans.predict(codes["test"].double().numpy())).long()
-        val_confidence = kmeans_confidence(kmeans, encode_all(model, val[0], batch_size)) if val is not None else None
-        out["cluster_source"] = "kmeans"
-    out["num_clusters"] = int(k)
-    out.update(cluster_errors(clusters, test_y, None, None if val is None else val[1], val_confidence))
-    if train is not None:
-        out["probe_acc"] = probe_accuracy(codes["train"], train[1], codes["test"], test_y, seed)
-    return out
+    splits = [None if s is None else encode_split(model, *s, batch_size=batch_size) for s in (test, val, train)]
+    k = num_clusters if splits[0].probs is not None else _num_clusters(model, num_clusters)
+    return clustering_scores(*splits, num_clusters=k, seed=seed)

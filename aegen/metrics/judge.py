@@ -1,0 +1,237 @@
+"""Judge features: a small CNN classifier per labelled dataset, so sample quality is measurable offline.
+
+Inception weights are often unavailable (no internet) and Inception features of 32x32 digits say
+little. A judge is a small CNN trained once, deterministically, on a dataset's training split to
+predict its class (``datamodule.class_labels``: the digit, the fonts letter, ...). It is cached as
+``<data root>/judges/<dataset key>.pt`` (a plain state dict, read with ``weights_only=True``) plus
+``<dataset key>.json`` (architecture, training settings, validation and test accuracy).
+
+It is registered with torch-fidelity as the feature extractor ``aegen-judge`` (features
+``features``: the 128-d penultimate layer before its ReLU, standardised with its training-split
+mean and std, used for FID/KID/PR; ``logits``: used for IS), so ``fid_judge``, ``kid_judge_*`` and ``is_judge_*`` go through torch-fidelity's own
+metric code. Judge numbers compare models on the same dataset only; they are not Inception numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+from aegen import __version__
+from aegen.checkpoint import read_state_dict
+from aegen.errors import AegenError
+from aegen.metrics.splits import labelled_batches, split_size
+
+FEATURE_EXTRACTOR = "aegen-judge"
+#: datamodule settings that do not change the data (left out of a judge's cache key)
+LOADER_SETTINGS = ("root", "batch_size", "num_workers", "pin_memory", "device_cache")
+
+
+class JudgeNet(nn.Module):
+    """A small CNN classifier: 3 strided conv layers, a 128-d feature layer and a linear head."""
+
+    def __init__(self, channels: int, num_classes: int, width: int = 16, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            nn.Linear(16 * 4 * width, feature_dim),
+        )
+        self.head = nn.Linear(feature_dim, num_classes)
+        # per-dimension mean and std of the features on the training split, set after training, so
+        # the features FID and KID see are standardised (KID's cubic kernel assumes small features)
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
+        self.meta: dict[str, Any] = {}
+
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images in [-1, 1] -> (standardised features (B, 128), class logits (B, classes))."""
+        hidden = self.trunk(x)
+        return (hidden - self.feature_mean) / self.feature_std, self.head(F.relu(hidden))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features_and_logits(x)[1]
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch_size: int = 512) -> Tensor:
+        """Predicted class (N,) of images in [-1, 1]."""
+        device = next(self.parameters()).device
+        return torch.cat([self(b.to(device)).argmax(1).cpu() for b in x.split(batch_size)])
+
+
+def dataset_key(datamodule) -> str:
+    """A file name for the dataset as configured: its name, image size and a hash of its data settings."""
+    settings = {k: v for k, v in sorted(datamodule.hparams.items()) if not k.startswith("_") and k not in LOADER_SETTINGS}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{datamodule.registry_name}-{datamodule.image_size}px-{digest}"
+
+
+def judge_path(datamodule) -> Path:
+    """Where the judge of this dataset is cached: ``<root>/judges/<dataset key>.pt``."""
+    return Path(datamodule.root) / "judges" / f"{dataset_key(datamodule)}.pt"
+
+
+def _class_labels(datamodule, labels: Tensor) -> Tensor:
+    classes = datamodule.class_labels(labels)
+    if classes is None:
+        raise AegenError(f"dataset {datamodule.registry_name!r} has no class labels, so it has no judge")
+    return classes.long()
+
+
+@torch.no_grad()
+def judge_accuracy(net: JudgeNet, datamodule, split: str) -> float:
+    """Accuracy of the judge on a split of the dataset."""
+    right = total = 0
+    for x, y in labelled_batches(datamodule, split, 512):
+        right += (net(x).argmax(1) == _class_labels(datamodule, y)).sum().item()
+        total += len(x)
+    return right / max(total, 1)
+
+
+def train_judge(
+    datamodule,
+    epochs: int = 20,
+    max_steps: int = 3000,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    width: int = 16,
+    seed: int = 0,
+) -> JudgeNet:
+    """Train a judge on the training split, on the CPU, deterministically (fixed seed, fixed order).
+
+    ``epochs`` passes over the data, at most ``max_steps`` Adam steps. The returned network carries
+    ``meta`` with its settings and its validation and test accuracy.
+    """
+    if not datamodule.num_classes:
+        raise AegenError(f"dataset {datamodule.registry_name!r} has no classes, so it has no judge")
+    n = split_size(datamodule, "train")
+    steps = min(max_steps, epochs * math.ceil(n / batch_size))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = JudgeNet(datamodule.channels, datamodule.num_classes, width)
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        step = 0
+        net.train()
+        while step < steps:
+            for x, y in labelled_batches(datamodule, "train", batch_size, generator=generator):
+                loss = F.cross_entropy(net(x), _class_labels(datamodule, y))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step >= steps:
+                    break
+    net.eval()
+    with torch.no_grad():
+        hidden = torch.cat([net.trunk(x) for x, _ in labelled_batches(datamodule, "train", 512)])
+        net.feature_mean.copy_(hidden.mean(0))
+        net.feature_std.copy_(hidden.std(0).clamp_min(1e-6))
+    net.meta = {
+        "dataset": datamodule.registry_name,
+        "key": dataset_key(datamodule),
+        "channels": datamodule.channels,
+        "image_size": datamodule.image_size,
+        "num_classes": datamodule.num_classes,
+        "width": width,
+        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "device": "cpu"},
+        "val_accuracy": judge_accuracy(net, datamodule, "val"),
+        "test_accuracy": judge_accuracy(net, datamodule, "test"),
+        "aegen_version": __version__,
+    }
+    return net
+
+
+def save_judge(net: JudgeNet, path: str | Path) -> Path:
+    """Write ``path`` (state dict) and the ``.json`` beside it, each atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".pt.tmp{os.getpid()}")
+    torch.save(net.state_dict(), tmp)
+    os.replace(tmp, path)
+    meta_tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+    meta_tmp.write_text(json.dumps(net.meta, indent=2) + "\n")
+    os.replace(meta_tmp, path.with_suffix(".json"))
+    return path
+
+
+def load_judge(path: str | Path) -> JudgeNet:
+    """A cached judge, rebuilt from its ``.json`` and its weights (read weights-only), in eval mode."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not meta_path.is_file():
+        raise AegenError(f"no judge metadata at {meta_path}; delete {path} to retrain the judge")
+    meta = json.loads(meta_path.read_text())
+    net = JudgeNet(meta["channels"], meta["num_classes"], meta["width"])
+    try:
+        net.load_state_dict(read_state_dict(path, "judge weights"))
+    except RuntimeError as err:
+        raise AegenError(f"judge weights at {path} do not match {meta_path}: {str(err).splitlines()[0]}") from None
+    net.meta = meta
+    return net.eval().requires_grad_(False)
+
+
+def get_judge(datamodule, train_if_missing: bool = True, **train_options: Any) -> JudgeNet:
+    """The dataset's judge: loaded from its cache, else trained (deterministically) and cached."""
+    path = judge_path(datamodule)
+    if path.is_file() and path.with_suffix(".json").is_file():
+        return load_judge(path)
+    if not train_if_missing:
+        raise AegenError(f"no judge cached at {path}")
+    net = train_judge(datamodule, **train_options)
+    save_judge(net, path)
+    net.meta["path"] = str(path)
+    return net
+
+
+class FeatureExtractorJudge(FeatureExtractorBase):
+    """torch-fidelity feature extractor ``aegen-judge``: uint8 images (B, C, H, W) -> judge features.
+
+    Pass the judge's ``.pt`` file as torch-fidelity's ``feature_extractor_weights_path``.
+    """
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise AegenError("the judge feature extractor needs feature_extractor_weights_path=<root>/judges/<key>.pt")
+        self.net = load_judge(feature_extractor_weights_path)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> Tensor:
+        return torch.zeros(1, 1, 32, 32, dtype=torch.uint8)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        if x.dtype != torch.uint8:
+            raise ValueError("the judge feature extractor expects uint8 images, as torch-fidelity provides")
+        features, logits = self.net.features_and_logits(x.float().div(127.5).sub(1.0))
+        out = {"features": features, "logits": logits}
+        return tuple(out[name] for name in self.features_list)
+
+
+if FEATURE_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+    register_feature_extractor(FEATURE_EXTRACTOR, FeatureExtractorJudge)

@@ -248,7 +248,13 @@ class AEDataModule(pl.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> InMemoryLoader | DataLoader:
-        return self._loader("train", train=True)
+        loader = self._loader("train", train=True)
+        if len(loader) == 0:  # full batches only: a tiny training split would train on nothing
+            data = self.split("train")
+            n = len(data[0]) if isinstance(data, tuple) else len(data)
+            raise AegenError(f"{self.registry_name or type(self).__name__}: the training split has {n} items per "
+                             f"device, fewer than --data.batch_size {self.batch_size}; lower the batch size or add data")
+        return loader
 
     def val_dataloader(self) -> InMemoryLoader | DataLoader:
         return self._loader("val", train=False)

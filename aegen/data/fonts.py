@@ -41,7 +41,7 @@ from aegen.data.base import AEDataModule, Split, TensorSplit, from_uint8
 from aegen.errors import AegenError
 from aegen.registry import register_data
 
-RENDER_VERSION = 1  # bump when the rendering changes: invalidates the disk caches
+RENDER_VERSION = 2  # bump when the rendering changes: invalidates the disk caches
 
 LETTERS = string.ascii_uppercase + string.ascii_lowercase
 
@@ -310,10 +310,12 @@ class Fonts(AEDataModule):
         fg_table = torch.tensor([FONT_COLOURS[c] for c in self.factor_values[3]], dtype=torch.float32)
         bg_table = torch.tensor([BACKGROUND_COLOURS[c] for c in self.factor_values[4]], dtype=torch.float32)
         out = []
+        size = self.image_size
         for part in factors.split(chunk):
-            alpha = alpha_table[part[:, 0], part[:, 1], part[:, 2]].float().div_(255).unsqueeze(1)
+            alpha = alpha_table[part[:, 0], part[:, 1], part[:, 2]].unsqueeze(1).float()
             fg, bg = fg_table[part[:, 3], :, None, None], bg_table[part[:, 4], :, None, None]
-            out.append((bg + (fg - bg) * alpha).round_().to(torch.uint8))
+            blend = torch.addcmul(bg.expand(len(part), 3, size, size), alpha, (fg - bg) / 255)  # bg + (fg - bg) * a
+            out.append(blend.round_().to(torch.uint8))
         return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
 
     def render_batch(self, factors: Tensor) -> Tensor:

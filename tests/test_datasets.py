@@ -87,6 +87,25 @@ def test_truncated_or_foreign_idx_files_are_named(tmp_path):
         get_data("mnist")().setup()
 
 
+def test_download_happens_only_when_asked(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeMNIST:  # stands in for torchvision's downloader: writes the files it would fetch
+        def __init__(self, root, train=True, download=False):
+            calls.append((root, download))
+            make_mnist(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    with pytest.raises(AegenError, match="missing"):
+        get_data("mnist")().setup()
+    assert calls == []
+    dm = get_data("mnist")(download=True)
+    dm.setup()
+    assert calls == [(str(tmp_path / "data"), True)] and len(dm.split("test")[0]) == 10
+
+
 def test_mnist_trains_through_aegen_fit_with_device_cache(capsys, tmp_path):
     make_mnist(tmp_path / "data")
     ckpt = fit_cli(capsys, *TINY_FIT, "--data", "mnist", "--data.device_cache", "true")
@@ -414,3 +433,9 @@ def test_fonts_trains_through_aegen_fit(capsys):
     ckpt = fit_cli(capsys, *TINY_FIT, "--data", "fonts", "--data.image_size", "16", "--data.batch_size", "64",
                    "--data.subset", "{letter: 10, font: 3, font_colour: 3}")  # DEAE's small-data regime
     assert ckpt.is_file()
+
+
+def test_a_training_split_smaller_than_one_batch_is_a_clear_error():
+    dm = get_data("fonts")(image_size=16, subset=SMALL, batch_size=128)
+    with pytest.raises(AegenError, match="training split has 76 items per device, fewer than --data.batch_size 128"):
+        dm.train_dataloader()

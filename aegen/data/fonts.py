@@ -293,26 +293,18 @@ class Fonts(AEDataModule):
             raise ValueError(f"factor value indices must be below the factor sizes {self.factor_sizes}")
         return factors
 
-    def _alpha_table(self) -> Tensor:
-        """uint8 (letters, fonts, sizes, S, S) glyph masks of the subset."""
-        if getattr(self, "_alpha", None) is None:
-            letters, faces, sizes = (self.factor_values[k] for k in range(3))
-            self._alpha = torch.stack([
-                torch.stack([torch.stack([glyph_alpha(c, f, z, self.image_size) for z in sizes]) for f in faces])
-                for c in letters
-            ])
-        return self._alpha
-
     def render_uint8(self, factors: Tensor, chunk: int = 4096) -> Tensor:
         """uint8 (N, 3, S, S) images of factor tuples (N, 5)."""
         factors = self._check_factors(factors)
-        alpha_table = self._alpha_table()
+        letters, faces, sizes = self.factor_values[:3]
         fg_table = torch.tensor([FONT_COLOURS[c] for c in self.factor_values[3]], dtype=torch.float32)
         bg_table = torch.tensor([BACKGROUND_COLOURS[c] for c in self.factor_values[4]], dtype=torch.float32)
         out = []
         size = self.image_size
         for part in factors.split(chunk):
-            alpha = alpha_table[part[:, 0], part[:, 1], part[:, 2]].unsqueeze(1).float()
+            glyphs, which = torch.unique(part[:, :3], dim=0, return_inverse=True)  # draw each glyph once
+            masks = torch.stack([glyph_alpha(letters[c], faces[f], sizes[z], size) for c, f, z in glyphs.tolist()])
+            alpha = masks[which].unsqueeze(1).float()
             fg, bg = fg_table[part[:, 3], :, None, None], bg_table[part[:, 4], :, None, None]
             blend = torch.addcmul(bg.expand(len(part), 3, size, size), alpha, (fg - bg) / 255)  # bg + (fg - bg) * a
             out.append(blend.round_().to(torch.uint8))

@@ -439,3 +439,10 @@ def test_a_training_split_smaller_than_one_batch_is_a_clear_error():
     dm = get_data("fonts")(image_size=16, subset=SMALL, batch_size=128)
     with pytest.raises(AegenError, match="training split has 76 items per device, fewer than --data.batch_size 128"):
         dm.train_dataloader()
+
+
+def test_aegen_list_names_every_dataset(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "fonts", "mnist", "fashion_mnist", "cifar10", "svhn", "celeba", "folder"):
+        assert f"  {name} " in out

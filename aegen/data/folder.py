@@ -6,11 +6,12 @@ directly in DIR are ignored; otherwise every image in DIR (recursively) is used 
 Images are converted to ``channels`` (1: grey, 3: RGB), resized so the shorter side is
 ``image_size`` and centre-cropped to a square. Files that cannot be decoded are skipped with one
 warning naming them; if none can be read, an AegenError says so. The train/val/test split is
-fixed by ``split_seed``.
+fixed by ``split_seed`` (at least one image each for val and test).
 
 Small folders (at most ``in_memory_limit_mb`` of decoded pixels) are decoded once into memory and
 served by the fast in-memory loader (``device_cache`` works); larger ones are decoded on demand
-by DataLoader workers.
+by DataLoader workers; those are checked at setup with PIL's ``verify`` (headers and PNG
+checksums), and a file that still fails to decode later stops training with an error naming it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class FitSquare:
 def _images_under(directory: Path) -> list[Path]:
     found = []
     for parent, dirs, files in os.walk(directory):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skip .ipynb_checkpoints and the like
         found += [Path(parent) / f for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
     return found
 

@@ -227,6 +227,7 @@ class Fonts(AEDataModule):
                 ``[letter, background_colour]``; validation and test stay unbiased.
             num_items: items drawn (seeded, without repeats) from the factor grid and split into
                 train/val/test; the whole grid when it is smaller (327,600 combinations in all).
+                Items take 3 KB each at 32 px, 48 KB at 128 px (in memory and in the disk cache).
             val_fraction: share of the items for validation.
             test_fraction: share of the items for testing.
             disk_cache: keep rendered splits under ``<root>/cache/fonts/`` for the next run.

@@ -66,4 +66,5 @@ class ImageSheets(pl.Callback):
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         save_sheet(recon_sheet(pl_module, x), out / f"recon_{epoch}.png")
         save_sheet(pl_module.sample(len(x), generator=generator), out / f"samples_{epoch}.png")
-        save_sheet(interpolation_sheet(pl_module, x, self.steps), out / f"interp_{epoch}.png")
+        if len(x) >= 2:  # a pair is needed to interpolate
+            save_sheet(interpolation_sheet(pl_module, x, self.steps), out / f"interp_{epoch}.png")

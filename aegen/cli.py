@@ -111,6 +111,10 @@ class AegenCLI(LightningCLI):
                                        save_dir=str(root / "runs" / name / f"version_{csv.version}")))
         return loggers
 
+    def before_fit(self) -> None:
+        # load the data before the run directory is written, so a missing file leaves no empty run
+        self.datamodule.setup("fit")
+
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = dict(config["trainer"])

@@ -21,3 +21,27 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per item, summed over dimensions."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+
+
+def information_loss(
+    cat_logits: Tensor | list[Tensor],
+    categories: Tensor,
+    cont_pred: Tensor | None = None,
+    continuous: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """InfoGAN's variational lower bound on I(c; G(z, c)) as two losses to minimise (Chen et al. 2016).
+
+    ``cat_logits``: Q's logits for each categorical code ((B, K) or a list of them), ``categories``
+    the drawn indices (B,) or (B, num_codes); ``cont_pred``/``continuous``: Q's predictions of the
+    continuous codes and the drawn values (B, L). Returns (cross-entropy, summed over categorical
+    codes; squared error, mean over the batch and continuous codes: the Gaussian NLL with a fixed
+    std, up to constants).
+    """
+    logits = [cat_logits] if isinstance(cat_logits, Tensor) else list(cat_logits)
+    categories = categories.view(len(categories), -1)
+    if len(logits) != categories.shape[1]:
+        raise ValueError(f"{len(logits)} categorical heads but {categories.shape[1]} categorical codes")
+    ce = torch.stack([F.cross_entropy(lg, categories[:, i]) for i, lg in enumerate(logits)]).sum()
+    if cont_pred is None or cont_pred.numel() == 0:
+        return ce, ce.new_zeros(())
+    return ce, F.mse_loss(cont_pred, continuous)

@@ -2,6 +2,7 @@
 
 from aegen.models import aae, ae, vae  # noqa: F401
 from aegen.models import acai, gaia  # noqa: F401
+from aegen.models import aae_cluster, infogan, latentgan  # noqa: F401
 from aegen.models import deae  # noqa: F401
 from aegen.models.base import GenerativeAE
 

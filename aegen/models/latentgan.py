@@ -1,0 +1,416 @@
+"""LatentGAN autoencoder (Kalwar, Aich & Dixit): an InfoGAN that learns an autoencoder's code distribution.
+
+A deterministic autoencoder learns codes z = Enc(X) with the pixel MSE (Eq. 1). A GAN in latent
+space learns their distribution: the generator G maps Gaussian noise P, categorical codes
+c ~ Cat(K) and continuous codes u ~ U(-1, 1) to a code; the discriminator D separates Enc(X)
+(real) from G(P, c, u) (fake) (Eq. 2); Q shares D's trunk and recovers c and u from G's codes,
+InfoGAN's variational bound on I(c; G(P, c)) (Eq. 3). Each minibatch runs three phases in order:
+
+1. ``autoencoder_phase``: Enc and Dec minimise ||X - Dec(Enc(X))||^2.
+2. ``discriminator_phase``: D maximises V(D, G) with noisy labels; D and Q (the shared trunk and
+   Q's heads) minimise lambda_disc * CE(c) + lambda_cont * MSE(u) on G's codes.
+3. ``generator_phase``: G fools D and minimises the same information loss.
+
+(The information term updates both players, as in InfoGAN's reference code.) Enc(X) is detached
+in the GAN, so the autoencoder learns from reconstruction only. Samples decode G(P, c, u);
+clusters are argmax Q_cat(Enc(X)), the paper's unsupervised classifier.
+
+Architectures (``preset``): the paper's Table 2 (MNIST, 1x32x32), Table 3 (3D chairs, 64x64) and
+Table 4 (CelebA, 3x32x32), or ``generic``: aegen.nets' conv encoder/decoder for any supported
+image size and channel count with the MNIST setting's latent GAN. ``auto`` takes ``mnist`` for
+32x32 images with one channel and ``generic`` otherwise. Every size the preset fixes (code size,
+noise size, codes, MLP widths, lambdas) can be overridden by its own option.
+
+Choices where the paper is silent or inconsistent (all options): the decoder's final conv has one
+channel per image channel (Table 2 prints 3 for MNIST); Table 3's batch-norm widths are typos for
+the conv widths; the chairs preset has 2 continuous codes, as Table 3's G input (190 =
+128 + 3 x 20 + 2) and Q head ("fc-o2") say, although the text mentions one; noisy labels are
+one-sided label smoothing plus a small label-flip rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aegen.losses import adversarial_loss, information_loss
+from aegen.models.base import GenerativeAE
+from aegen.nets import MLP, ConvDecoder, ConvEncoder
+from aegen.registry import register_model
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One of the paper's settings: architecture and latent-GAN sizes."""
+
+    encoder: tuple[int, ...] | None  # channels of the k4 s2 convs (None: aegen.nets.ConvEncoder with `width`)
+    decoder: tuple[int, ...] | None  # channels of the upsample + conv3 + BN blocks (None: ConvDecoder)
+    latent_dim: int | None  # None: the base class's default
+    noise_dim: int | None  # None: latent_dim
+    num_categorical: int
+    num_categories: int
+    num_continuous: int
+    disc_hidden: tuple[int, ...]
+    gen_hidden: tuple[int, ...]
+    lambda_disc: float
+    lambda_cont: float
+
+
+PRESETS = {
+    # Table 2: MNIST 1x32x32; G input 64 + 10 + 2 = 76; lambda_cont 1, lambda_disc 0.1
+    "mnist": Preset((16, 32, 64, 128, 128), (128, 64, 32), 64, 64, 1, 10, 2, (1000, 1000, 512), (1000, 1000, 1000), 0.1, 1.0),
+    # Table 3: 3D chairs 1x64x64; 3 x Cat(20) + 2 continuous, G input 190; lambda_disc 10
+    "chairs": Preset((64, 128, 256, 512, 1024, 128), (512, 256, 128, 64), 128, 128, 3, 20, 2, (3000, 3000, 3000, 512),
+                     (3000, 3000, 3000, 3000), 10.0, 1.0),
+    # Table 4: CelebA 3x32x32; 10 x Cat(10), no continuous code, G input 228; lambda_disc 1
+    "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
+                     (3000, 3000, 3000, 3000), 1.0, 1.0),
+    # any image size and channel count: aegen.nets' conv nets with the MNIST setting's latent GAN
+    "generic": Preset(None, None, None, None, 1, 10, 2, (1000, 1000, 512), (1000, 1000, 1000), 0.1, 1.0),
+}
+
+
+class StridedConvEncoder(nn.Sequential):
+    """The paper's encoder: 4x4 stride-2 convs with ReLU ("c4-oN-s2-r"), then a linear layer to the code."""
+
+    def __init__(self, img_shape: tuple[int, int, int], channels: tuple[int, ...], out_dim: int) -> None:
+        c, size, _ = img_shape
+        if size % 2 ** len(channels):
+            raise ValueError(f"{len(channels)} stride-2 convs need an image size divisible by {2 ** len(channels)}, got {size}")
+        layers: list[nn.Module] = []
+        for w in channels:
+            layers += [nn.Conv2d(c, w, 4, 2, 1), nn.ReLU()]
+            c = w
+        side = size // 2 ** len(channels)
+        super().__init__(*layers, nn.Flatten(), nn.Linear(c * side * side, out_dim))
+
+
+class UpsampleConvDecoder(nn.Sequential):
+    """The paper's decoder: ReLU, the code as a 1x1 map upsampled x4, then conv3 + BN + ReLU blocks
+    each after a x2 bilinear upsample ("u2-c3-oN-p1-bnN-r"), a final conv3 to the image and tanh."""
+
+    def __init__(self, img_shape: tuple[int, int, int], channels: tuple[int, ...], in_dim: int) -> None:
+        out_channels, size, _ = img_shape
+        if size != 4 * 2 ** len(channels):
+            raise ValueError(f"a decoder with {len(channels)} blocks makes {4 * 2 ** len(channels)} px images, not {size}")
+        layers: list[nn.Module] = [nn.ReLU(), nn.Unflatten(1, (in_dim, 1, 1)), nn.Upsample(scale_factor=4, mode="bilinear")]
+        c = in_dim
+        for i, w in enumerate(channels):
+            if i:
+                layers.append(nn.Upsample(scale_factor=2, mode="bilinear"))
+            layers += [nn.Conv2d(c, w, 3, 1, 1), nn.BatchNorm2d(w), nn.ReLU()]
+            c = w
+        layers += [nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
+        super().__init__(*layers)
+
+
+class DiscriminatorQ(nn.Module):
+    """D and Q on codes: a shared ReLU MLP trunk, a real/fake logit, K logits per categorical code
+    and one output per continuous code (Table 2, column 3: "fc-o1-sig, fc-o2, fc-o10")."""
+
+    def __init__(self, latent_dim: int, hidden: tuple[int, ...], num_categorical: int, num_categories: int,
+                 num_continuous: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(MLP(latent_dim, hidden[:-1], hidden[-1]), nn.ReLU())
+        self.d_head = nn.Linear(hidden[-1], 1)
+        self.q_categorical = nn.ModuleList(nn.Linear(hidden[-1], num_categories) for _ in range(num_categorical))
+        self.q_continuous = nn.Linear(hidden[-1], num_continuous) if num_continuous else None
+
+    def forward(self, z: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Codes (B, D) -> (real/fake logits (B,), categorical logits [(B, K)...], continuous (B, L))."""
+        h = self.trunk(z)
+        u = h.new_zeros(len(h), 0) if self.q_continuous is None else self.q_continuous(h)
+        return self.d_head(h).squeeze(-1), [head(h) for head in self.q_categorical], u
+
+
+@register_model("latentgan")
+class LatentGAN(GenerativeAE):
+    """LatentGAN autoencoder: an InfoGAN in the latent space of an MSE autoencoder; clusters = Q's category."""
+
+    samples_from_code_gaussian = False
+
+    def __init__(
+        self,
+        preset: str = "auto",
+        latent_dim: int | None = None,
+        noise_dim: int | None = None,
+        num_categorical: int | None = None,
+        num_categories: int | None = None,
+        num_continuous: int | None = None,
+        continuous_range: float = 1.0,
+        lambda_disc: float | None = None,
+        lambda_cont: float | None = None,
+        disc_hidden: tuple[int, ...] | None = None,
+        gen_hidden: tuple[int, ...] | None = None,
+        label_smoothing: float = 0.1,
+        label_flip: float = 0.05,
+        standardize_codes: bool = True,
+        code_momentum: float = 0.02,
+        gan_steps: int = 1,
+        gan_lr: float | None = None,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            preset: architecture: ``mnist`` (paper's Table 2, 32x32), ``chairs`` (Table 3, 64x64),
+                ``celeba`` (Table 4, 32x32), ``generic`` (aegen.nets conv nets, any size, uses
+                ``width``) or ``auto`` (``mnist`` for 1x32x32 images, else ``generic``). Options left
+                unset (None) take the preset's value.
+            latent_dim: size of the autoencoder's code (mnist 64, chairs/celeba 128, generic 16).
+            noise_dim: size of G's Gaussian noise P (default: the preset's, or latent_dim).
+            num_categorical: number of categorical codes (mnist 1, chairs 3, celeba 10); the first
+                one is the cluster head.
+            num_categories: K, the categories of each categorical code (mnist 10, chairs 20).
+            num_continuous: number of continuous codes u (mnist 2, chairs 2, celeba 0).
+            continuous_range: u ~ U(-range, range) (paper: 1).
+            lambda_disc: weight of Q's categorical cross-entropy (mnist 0.1, chairs 10, celeba 1).
+            lambda_cont: weight of Q's continuous squared error (paper: 1).
+            disc_hidden: hidden sizes of the D/Q trunk MLP (mnist 1000-1000-512, others 3000-3000-3000-512).
+            gen_hidden: hidden sizes of G's MLP (mnist 1000-1000-1000, others 3000 x 4).
+            label_smoothing: D's target for real codes is 1 - label_smoothing (0: hard labels).
+            label_flip: probability that each of D's labels is flipped (0: none). Noisy labels for D
+                help, the paper says; it does not say which kind.
+            standardize_codes: run the latent GAN on standardised codes (Enc(X) - mean) / std, with a
+                running per-dimension mean and std of the training codes; G's codes are mapped back
+                before decoding. The decoder's batch norm makes the code scale arbitrary (a few
+                hundredths on digits), which starves D and Q. False: the paper's raw codes.
+            code_momentum: update rate of the running code mean and std.
+            gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
+                (paper: 1). More lets the latent GAN converge on small datasets and short runs.
+            gan_lr: Adam learning rate of G and D/Q (default: lr).
+            lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
+            betas: Adam betas (paper: 0.5, 0.9).
+        """
+        if preset not in (*PRESETS, "auto"):
+            raise ValueError(f"unknown preset {preset!r}; choose one of: auto, {', '.join(PRESETS)}")
+        img_shape = tuple(kwargs.get("img_shape", (1, 32, 32)))
+        name = preset if preset != "auto" else ("mnist" if img_shape == (1, 32, 32) else "generic")
+        p = PRESETS[name]
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        code_dim = pick(latent_dim, p.latent_dim)
+        super().__init__(**({} if code_dim is None else {"latent_dim": code_dim}), lr=lr, betas=betas, **kwargs)
+        self.preset = name
+        self.noise_dim = pick(noise_dim, pick(p.noise_dim, self.latent_dim))
+        self.num_categorical = pick(num_categorical, p.num_categorical)
+        self.num_categories = pick(num_categories, p.num_categories)
+        self.num_continuous = pick(num_continuous, p.num_continuous)
+        self.continuous_range = continuous_range
+        self.lambda_disc = pick(lambda_disc, p.lambda_disc)
+        self.lambda_cont = pick(lambda_cont, p.lambda_cont)
+        for option, value, low in (("noise_dim", self.noise_dim, 0), ("num_categorical", self.num_categorical, 1),
+                                   ("num_categories", self.num_categories, 2), ("num_continuous", self.num_continuous, 0)):
+            if value < low:
+                raise ValueError(f"{option} must be at least {low}, got {value}")
+        if not (0 <= label_smoothing < 0.5 and 0 <= label_flip < 0.5):
+            raise ValueError("label_smoothing and label_flip must be in [0, 0.5)")
+        if continuous_range <= 0 or self.lambda_disc < 0 or self.lambda_cont < 0:
+            raise ValueError("continuous_range must be positive and the lambdas non-negative")
+        self.label_smoothing, self.label_flip = label_smoothing, label_flip
+        if not 0 < code_momentum <= 1:
+            raise ValueError(f"code_momentum must be in (0, 1], got {code_momentum}")
+        self.standardize_codes, self.code_momentum = standardize_codes, code_momentum
+        if gan_steps < 1:
+            raise ValueError(f"gan_steps must be at least 1, got {gan_steps}")
+        self.gan_steps, self.gan_lr = gan_steps, lr if gan_lr is None else gan_lr
+        self.register_buffer("code_mean", torch.zeros(self.latent_dim))
+        self.register_buffer("code_std", torch.ones(self.latent_dim))
+        self.register_buffer("code_stats_seen", torch.tensor(False))
+
+        shape, width = self.img_shape, self.hparams.width
+        if p.encoder is None:
+            self.encoder = ConvEncoder(shape, self.latent_dim, width=width)
+            self.decoder = ConvDecoder(shape, self.latent_dim, width=width)
+        else:
+            self.encoder = StridedConvEncoder(shape, p.encoder, self.latent_dim)
+            self.decoder = UpsampleConvDecoder(shape, p.decoder, self.latent_dim)
+        gen_in = self.noise_dim + self.num_categorical * self.num_categories + self.num_continuous
+        self.generator = MLP(gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
+        self.discriminator = DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)),
+                                            self.num_categorical, self.num_categories, self.num_continuous)
+
+    # ----------------------------------------------------------------- the autoencoder
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    # ----------------------------------------------------------------- the latent GAN
+    def sample_codes(
+        self,
+        n: int,
+        category: int | Tensor | None = None,
+        continuous: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Draw G's inputs: noise P (n, noise_dim) ~ N(0, I), categories c (n, num_categorical) ~ Cat(K)
+        and continuous codes u (n, num_continuous) ~ U(-range, range).
+
+        ``category`` fixes the first categorical code (an int, or (n,) indices) or all of them
+        ((n, num_categorical)); ``continuous`` (n, num_continuous) fixes u.
+        """
+        device = self.device if generator is None else generator.device
+        noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        c = torch.randint(self.num_categories, (n, self.num_categorical), generator=generator, device=device)
+        u = (torch.rand(n, self.num_continuous, generator=generator, device=device) * 2 - 1) * self.continuous_range
+        if category is not None:
+            fixed = torch.as_tensor(category, device=device).long()
+            if fixed.dim() == 2:
+                c = fixed.expand(n, self.num_categorical).clone()
+            else:
+                c[:, 0] = fixed.expand(n)
+            if int(c.min()) < 0 or int(c.max()) >= self.num_categories:
+                raise ValueError(f"categories must be in [0, {self.num_categories}), got {fixed.tolist()}")
+        if continuous is not None:
+            u = torch.as_tensor(continuous, dtype=u.dtype, device=device).expand(n, self.num_continuous)
+        return noise.to(self.device), c.to(self.device), u.to(self.device)
+
+    def generate(self, noise: Tensor, categories: Tensor, continuous: Tensor) -> Tensor:
+        """G(P, c, u) as an autoencoder code (B, latent_dim), from noise, category indices
+        (B, num_categorical) and continuous codes (B, num_continuous)."""
+        return self.from_gan_space(self.gan_codes(noise, categories, continuous))
+
+    def gan_codes(self, noise: Tensor, categories: Tensor, continuous: Tensor) -> Tensor:
+        """G's output, in the space D sees (standardised codes when ``standardize_codes``)."""
+        onehot = F.one_hot(categories, self.num_categories).flatten(1).to(noise.dtype)
+        return self.generator(torch.cat([noise, onehot, continuous], dim=1))
+
+    def to_gan_space(self, z: Tensor) -> Tensor:
+        """Autoencoder codes -> the latent GAN's space: standardised, or unchanged (paper)."""
+        return (z - self.code_mean) / self.code_std if self.standardize_codes else z
+
+    def from_gan_space(self, z: Tensor) -> Tensor:
+        """The inverse of ``to_gan_space``."""
+        return z * self.code_std + self.code_mean if self.standardize_codes else z
+
+    @torch.no_grad()
+    def update_code_stats(self, z: Tensor) -> None:
+        """Move the running per-dimension mean and std towards those of a batch of training codes."""
+        if not self.standardize_codes or len(z) < 2:
+            return
+        mean, std = z.mean(0), z.std(0).clamp_min(1e-8)
+        if not self.code_stats_seen:
+            self.code_mean.copy_(mean)
+            self.code_std.copy_(std)
+            self.code_stats_seen.fill_(True)
+        else:
+            self.code_mean.lerp_(mean, self.code_momentum)
+            self.code_std.lerp_(std, self.code_momentum)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
+        return self.generate(*self.sample_codes(n, category, generator=generator))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
+        """``n`` images Dec(G(P, c, u)); ``category`` fixes the first categorical code (see ``sample_codes``)."""
+        return self.decode(self.prior_sample(n, generator, category))
+
+    def cluster_logits(self, x: Tensor) -> Tensor:
+        """Q's categorical logits (B, K) for the first categorical code on Enc(x)."""
+        return self.discriminator(self.to_gan_space(self.encode(x)))[1][0]
+
+    def cluster_probs(self, x: Tensor) -> Tensor:
+        """softmax(Q_cat(Enc(x))) (B, K): the paper's unsupervised classifier takes its argmax."""
+        return self.cluster_logits(x).softmax(-1)
+
+    @torch.no_grad()
+    def traversal(
+        self,
+        x: Tensor | None = None,
+        steps: int = 10,
+        span: float | None = None,
+        code: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The paper's Figures 2-4: one row per category of the first categorical code, columns
+        sweeping continuous code ``code`` (default 0) over [-span, span] (default 1.5); each row has
+        its own noise P, the other codes fixed. Without continuous codes the columns vary P (Fig. 2).
+        ``x`` is not used: the sheet shows G's codes.
+        """
+        if steps < 2:
+            raise ValueError(f"a traversal needs at least 2 steps, got {steps}")
+        code = 0 if code is None else code
+        if self.num_continuous and not 0 <= code < self.num_continuous:
+            raise ValueError(f"continuous code {code} does not exist: the model has {self.num_continuous}")
+        k = self.num_categories
+        rows = torch.arange(k, device=self.device).repeat_interleave(steps)
+        noise, cats, u = self.sample_codes(k, torch.arange(k), generator=generator)
+        noise, cats, u = (t.repeat_interleave(steps, 0) for t in (noise, cats, u))
+        if self.num_continuous:
+            u = torch.zeros_like(u)
+            values = torch.linspace(-1.5 if span is None else -span, 1.5 if span is None else span, steps,
+                                    device=self.device)
+            u[:, code] = values.repeat(k)
+        else:
+            noise, _, _ = self.sample_codes(k * steps, generator=generator)
+        cats[:, 0] = rows
+        return self.decode(self.generate(noise, cats, u)).unflatten(0, (k, steps))
+
+    # ----------------------------------------------------------------- training
+    def optimizer_groups(self):
+        return {
+            "autoencoder": [*self.encoder.parameters(), *self.decoder.parameters()],
+            "discriminator": (self.discriminator.parameters(), {"lr": self.gan_lr}),
+            "generator": (self.generator.parameters(), {"lr": self.gan_lr}),
+        }
+
+    def noisy_labels(self, n: int, real: bool) -> Tensor:
+        """D's targets: 1 - label_smoothing for real, 0 for fake, each flipped with probability label_flip."""
+        target = torch.full((n,), 1.0 - self.label_smoothing if real else 0.0, device=self.device)
+        if self.label_flip:
+            flip = torch.rand(n, generator=self.noise, device=self.device) < self.label_flip
+            target = torch.where(flip, 1.0 - target, target)
+        return target
+
+    def latent_gan_inputs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Training draws of (P, c, u) from this rank's noise generator."""
+        noise = self.randn(n, self.noise_dim)
+        c = self.randint(self.num_categories, n, self.num_categorical)
+        u = (torch.rand(n, self.num_continuous, generator=self.noise, device=self.device) * 2 - 1) * self.continuous_range
+        return noise, c, u
+
+    def information(self, cat_logits: list[Tensor], c: Tensor, u_pred: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """lambda-weighted InfoGAN loss: (lambda_disc * CE(c) + lambda_cont * MSE(u), CE(c))."""
+        ce, mse = information_loss(cat_logits, c, u_pred, u)
+        return self.lambda_disc * ce + self.lambda_cont * mse, ce
+
+    def autoencoder_phase(self, x: Tensor) -> dict[str, Tensor]:
+        with self.phase("autoencoder") as update:
+            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
+
+    def discriminator_phase(self, codes: Tensor) -> dict[str, Tensor]:
+        with self.phase("discriminator") as update:
+            real = self.to_gan_space(codes)
+            n = len(real)
+            noise, c, u = self.latent_gan_inputs(n)
+            fake = self.gan_codes(noise, c, u).detach()
+            real_logit, _, _ = self.discriminator(real)
+            fake_logit, cat_logits, u_pred = self.discriminator(fake)
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(n, True))
+                            + F.binary_cross_entropy_with_logits(fake_logit, self.noisy_labels(n, False)))
+            info, ce = self.information(cat_logits, c, u_pred, u)
+            update(d_loss + info)
+        return {"disc": d_loss.detach(), "q_ce": ce.detach()}
+
+    def generator_phase(self, n: int) -> dict[str, Tensor]:
+        with self.phase("generator") as update:
+            noise, c, u = self.latent_gan_inputs(n)
+            fake_logit, cat_logits, u_pred = self.discriminator(self.gan_codes(noise, c, u))
+            g_loss = adversarial_loss(fake_logit, real=True)
+            info, _ = self.information(cat_logits, c, u_pred, u)
+            update(g_loss + info)
+        return {"gen": g_loss.detach(), "info": info.detach()}
+
+    def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        losses = self.autoencoder_phase(x)
+        with torch.no_grad():
+            codes = self.encode(x)  # real codes for D: detached, the AE learns from reconstruction only
+        self.update_code_stats(codes)
+        for _ in range(self.gan_steps):
+            gan = {**self.discriminator_phase(codes), **self.generator_phase(len(x))}
+        return {**losses, **gan}

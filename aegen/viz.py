@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import save_image
 
@@ -54,14 +53,16 @@ class ImageSheets(pl.Callback):
         self.num, self.steps, self.every_n_epochs, self.seed = num, steps, every_n_epochs, seed
         self._images: Tensor | None = None
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs or trainer.log_dir is None:
+        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
+            return
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, so not rank_zero_only
+        if log_dir is None or not trainer.is_global_zero:
             return
         if self._images is None:
             self._images = trainer.datamodule.tensors("val", self.num)[0]
         x = self._images.to(pl_module.device)
-        out = Path(trainer.log_dir) / "images"
+        out = Path(log_dir) / "images"
         epoch = f"epoch{trainer.current_epoch:03d}"
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         save_sheet(recon_sheet(pl_module, x), out / f"recon_{epoch}.png")

@@ -1,0 +1,206 @@
+"""DEAE and GSL: group sampling, swap losses, exploration, controllable-synthesis commands, DDP.
+
+deae/gsl train only on factor data, so the shared per-model tests of tests/test_models.py (which
+use digits) skip them; their equivalents on a tiny fonts grid are here.
+"""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import aegen
+from aegen.data.groups import GroupLoader, partner_indices
+from aegen.errors import AegenError
+from aegen.metrics import controllability as ctl
+from tests.conftest import fit_cli, run_aegen
+
+SUBSET = "{letter: 3, font: 2, size: 2, font_colour: 2, background_colour: 2}"
+TINY_BLOCKS = {"letter": 2, "font": 2, "size": 1, "font_colour": 1, "background_colour": 1}
+DATA = ["--data", "fonts", "--data.image_size", "16", "--data.subset", SUBSET, "--data.num_items", "48",
+        "--data.batch_size", "8"]
+MODEL = ["--model.width", "8", "--model.blocks", "{letter: 2, font: 2, size: 1, font_colour: 1, background_colour: 1}"]
+
+
+def fonts(**options):
+    settings = {"image_size": 16, "batch_size": 8, "num_items": 48,
+                "subset": {"letter": 3, "font": 2, "size": 2, "font_colour": 2, "background_colour": 2}}
+    return aegen.get_data("fonts")(**{**settings, **options})
+
+
+def _trainer(tmp_path, steps):
+    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                      default_root_dir=tmp_path)
+
+
+def test_group_partners_share_exactly_one_factor():
+    dm = fonts(subset={"letter": 4, "font": 3, "size": 3, "font_colour": 3, "background_colour": 3}, num_items=400)
+    images, labels = dm.split("train")
+    anchors = torch.arange(len(labels))
+    partners = partner_indices(labels, anchors, torch.Generator().manual_seed(0))  # (N, K)
+    for k in range(labels.shape[1]):
+        same = labels[partners[:, k]] == labels[anchors]
+        assert same[:, k].all()
+        assert same.sum(1).eq(1).all(), f"factor {k}: partners share more than their factor"
+    # the loader's batches: anchors then one partner per factor, labels alongside
+    loader = GroupLoader(images, labels, batch_size=16, seed=0)
+    x, y = next(iter(loader))
+    assert x.shape == (16, 6, 3, 16, 16) and y.shape == (16, 6, 5)
+    assert x.min() >= -1 and x.max() <= 1
+    for k in range(5):
+        assert (y[:, 1 + k] == y[:, 0]).sum(1).eq(1).all() and (y[:, 1 + k, k] == y[:, 0, k]).all()
+    torch.testing.assert_close(x[:, 0], images[y.new_tensor(list(loader.sampler))[:16]].float().div(127.5).sub(1))
+
+
+def test_group_partners_respect_bias_and_share_as_little_as_the_data_allows():
+    dm = fonts(subset={"letter": 4, "font": 3, "size": 3, "font_colour": 3, "background_colour": 3}, num_items=400,
+               bias=["letter", "background_colour"])
+    _, labels = dm.split("train")
+    partners = partner_indices(labels, torch.arange(len(labels)), torch.Generator().manual_seed(1))
+    anchor = labels
+    letter = labels[partners[:, 0]]
+    assert (letter[:, 0] == anchor[:, 0]).all()
+    assert (letter[:, 4] == letter[:, 0] % 3).all()  # partners come from the biased training split
+    assert ((letter == anchor).sum(1) == 2).all()  # letter fixes the background: no partner can differ there
+
+
+def test_group_batches_refuse_data_without_factors():
+    with pytest.raises(ValueError, match="factor labels"):
+        GroupLoader(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), batch_size=2)
+    dm = aegen.get_data("digits")(groups=True, batch_size=8)
+    with pytest.raises(ValueError, match="factor labels"):
+        dm.train_dataloader()
+
+
+def test_swap_losses_on_a_tiny_model(tmp_path):
+    torch.manual_seed(0)
+    model = aegen.get_model("gsl")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8).eval()
+    x = fonts().tensors("train", 4)[0]
+    # a group whose partners are the anchor itself: every swap and the composite are the reconstruction
+    same = x[:, None].expand(4, 6, 3, 16, 16)
+    losses, z = model.group_losses(same)
+    torch.testing.assert_close(losses["swap"], losses["recon"])
+    torch.testing.assert_close(losses["composite"], losses["recon"])
+    # real groups: the swap losses differ from plain reconstruction, and training lowers them
+    dm = fonts()
+    model = aegen.get_model("gsl")(blocks=TINY_BLOCKS, width=8, lr=2e-3, img_shape=(3, 16, 16))
+    dm.groups = True
+    groups = next(iter(dm.train_dataloader()))[0]
+    model.eval()
+    before = model.group_losses(groups)[0]
+    assert before["swap"] != before["recon"]
+    _trainer(tmp_path, 30).fit(model, dm)
+    model.eval()
+    after = model.group_losses(groups)[0]
+    assert after["swap"] < 0.7 * before["swap"], (before, after)
+    assert after["composite"] < 0.7 * before["composite"]
+
+
+def test_exploration_keeps_other_blocks_of_a_trained_model(tmp_path):
+    torch.manual_seed(0)
+    dm = fonts()
+    model = aegen.get_model("deae")(blocks=TINY_BLOCKS, width=8, lr=2e-3, explore_weight=1.0, img_shape=(3, 16, 16))
+    x = dm.tensors("train")[0]
+
+    def drift() -> tuple[float, float]:
+        """Mean squared change of the non-explored blocks after explore-decode-encode, and the code variance."""
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(x)
+            other = z.roll(1, 0)
+            ratios = []
+            for name in model.blocks:
+                mask = model.block_mask(name)
+                moved = model.encode(model.decode(torch.where(mask, 0.5 * (z + other), z)))
+                ratios.append(((moved - z)[:, ~mask] ** 2).mean() / z[:, ~mask].var(0).mean())
+        return float(torch.stack(ratios).mean())
+
+    before = drift()
+    _trainer(tmp_path, 40).fit(model, dm)
+    after = drift()
+    assert after < 0.1 * before, (before, after)  # other blocks come back near the anchor's
+
+
+def test_block_tools_and_inferred_blocks():
+    codes = torch.arange(12.0).view(3, 4)
+    others = -codes
+    torch.testing.assert_close(ctl.edit_codes(codes, others, [1, 2])[:, [0, 3]], codes[:, [0, 3]])
+    torch.testing.assert_close(ctl.edit_codes(codes, others, [1, 2])[:, [1, 2]], others[:, [1, 2]])
+    path = ctl.explore_codes(codes, others, [3], 5)
+    torch.testing.assert_close(path[:, 0], codes)
+    torch.testing.assert_close(path[:, -1, 3], others[:, 3])
+    torch.testing.assert_close(path[:, :, :3], codes[:, None, :3].expand(3, 5, 3))
+    # a code whose dims 0-1 carry factor "b" and dim 2 factor "a", dim 3 noise won by one of them
+    g = torch.Generator().manual_seed(0)
+    factors = torch.randint(4, (2000, 2), generator=g)
+    z = torch.stack([factors[:, 1].float(), factors[:, 1] * 2.0 + 1, factors[:, 0].float(),
+                     factors[:, 0] + 0.01 * torch.randn(2000, generator=g)], dim=1)
+    blocks = ctl.infer_blocks(z, factors, ["a", "b"])
+    assert blocks == {"a": [2, 3], "b": [0, 1]}
+
+
+def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path):
+    ckpt = fit_cli(capsys, "--model", "deae", *DATA, *MODEL, "--trainer.max_steps", "8",
+                   "--trainer.limit_val_batches", "1")
+    assert ckpt.parent.parent.parent.name == "deae-fonts"
+    from aegen.cli import main
+
+    assert main(["explore", str(ckpt), "--factor", "background_colour", "--out", "ex.png", "--steps", "5", "--num", "3"]) == 0
+    assert main(["edit", str(ckpt), "--factor", "font_colour", "--value", "yellow", "--out", "ed.png", "--num", "3"]) == 0
+    from PIL import Image
+
+    assert Image.open("ex.png").size == (5 * 18 + 2, 3 * 18 + 2)
+    assert Image.open("ed.png").size == (3 * 18 + 2, 3 * 18 + 2)
+    capsys.readouterr()
+    assert main(["edit", str(ckpt), "--factor", "font_colour", "--value", "black", "--out", "x.png"]) == 2
+    assert "--value for font_colour: an index 0..1; or a name: white, yellow" in capsys.readouterr().err
+    assert main(["explore", str(ckpt), "--factor", "colour", "--out", "x.png"]) == 2
+    assert "unknown factor 'colour'" in capsys.readouterr().err
+
+    model = aegen.load(ckpt)
+    x = fonts().tensors("test", 4)[0]
+    assert model.sample(3).shape == (3, 3, 16, 16)
+    path = model.interpolate(x[:2], x[2:], steps=3)
+    torch.testing.assert_close(path[:, 0], model.reconstruct(x[:2]))
+    again = type(model).load_from_checkpoint(ckpt, map_location="cpu").eval()
+    torch.testing.assert_close(again.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
+    assert model.blocks["font"] == slice(2, 4)
+
+    # controllability scores with tiny cached judges, and block inference for a model without blocks
+    dm = fonts()
+    judges = ctl.factor_judges(dm, max_steps=30)
+    assert set(judges) == set(dm.factor_names)
+    assert (tmp_path / "data" / "judges").is_dir()
+    scores = ctl.edit_scores(model, dm, judges=judges)
+    assert {"edit_acc_target", "edit_acc_keep", "recon_acc_keep", "edit_acc_keep/letter"} <= set(scores)
+    assert all(0 <= v <= 1 for v in scores.values())
+    ae = aegen.get_model("ae")(img_shape=(3, 16, 16), latent_dim=8, width=8).eval()
+    blocks = ctl.factor_blocks(ae, dm)
+    assert set(blocks) == set(dm.factor_names) and all(blocks.values())
+
+
+def test_training_on_data_without_factors_is_a_one_line_error(capsys):
+    from aegen.cli import main
+
+    code = main(["fit", "--model", "gsl", "--trainer.accelerator", "cpu", "--trainer.max_steps", "1",
+                 "--trainer.enable_progress_bar", "false", "--model.width", "8"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "aegen: error: gsl trains on a dataset with known factors (e.g. --data fonts); digits has none"
+    with pytest.raises(ValueError, match="latent_dim 8 differs from the sum of --model.blocks"):
+        aegen.get_model("deae")(latent_dim=8)
+    with pytest.raises(ValueError, match="--model.explore takes block names"):
+        aegen.get_model("deae")(explore=["colour"])
+    model = aegen.get_model("gsl")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8)
+    with pytest.raises(AegenError, match="trains on group batches"):
+        model.training_phases(torch.zeros(2, 3, 16, 16), torch.zeros(2, 5))
+
+
+def test_two_process_cpu_ddp(tmp_path):
+    result = run_aegen("fit", "--model", "deae", *DATA, *MODEL, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                       "--trainer.max_steps", "4", "--trainer.limit_val_batches", "1",
+                       "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = tmp_path / result.stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")
+    assert aegen.load(ckpt).sample(2).shape == (2, 3, 16, 16)
+    assert len(list((tmp_path / "runs").glob("*/version_*"))) == 1

@@ -17,6 +17,9 @@ cluster        ``cluster_error_hungarian``/``_majority``/``_aae``, ``nmi``, ``ar
                ``probe_acc`` on the test split (``aegen.metrics.clustering``)
 disentangle    ``mig``, ``dci_disentanglement``/``_completeness``/``_informativeness``,
                ``factorvae_score``, ``sap`` (datasets with factors)
+edit           ``edit_acc_target``, ``edit_acc_keep`` (+ per factor), ``recon_acc_keep``:
+               per-factor judges read edited test images (datasets with factors;
+               ``aegen.metrics.controllability``)
 recon          ``recon_mse``, ``psnr``, ``ssim`` on the test split
 interp         ``interp_fid_judge``: judge FID of decoded midpoints of random test pairs vs
                the test images
@@ -213,6 +216,14 @@ def disentangle_group(ev: Evaluation) -> dict[str, float]:
     if train.labels.dim() != 2:
         raise AegenError(f"dataset {ev.datamodule.registry_name!r} names factors but its labels are not (N, factors)")
     return disentanglement_metrics(train.codes, train.labels, test.codes, test.labels, seed=ev.seed)
+
+
+@metric_group("edit", skip_reason=_no_factors)
+def edit_group(ev: Evaluation) -> dict[str, float]:
+    """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``."""
+    from aegen.metrics.controllability import edit_scores
+
+    return edit_scores(ev.model, ev.datamodule, seed=ev.seed)
 
 
 @metric_group("recon", stochastic=False)

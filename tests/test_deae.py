@@ -4,6 +4,8 @@ deae/gsl train only on factor data, so the shared per-model tests of tests/test_
 use digits) skip them; their equivalents on a tiny fonts grid are here.
 """
 
+import json
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -174,6 +176,9 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path):
     scores = ctl.edit_scores(model, dm, judges=judges)
     assert {"edit_acc_target", "edit_acc_keep", "recon_acc_keep", "edit_acc_keep/letter"} <= set(scores)
     assert all(0 <= v <= 1 for v in scores.values())
+    assert main(["evaluate", str(ckpt), "--metrics", "edit,disentangle", "--out", "ev"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"edit_acc_target", "edit_acc_keep", "mig", "dci_disentanglement"} <= set(metrics)
     ae = aegen.get_model("ae")(img_shape=(3, 16, 16), latent_dim=8, width=8).eval()
     blocks = ctl.factor_blocks(ae, dm)
     assert set(blocks) == set(dm.factor_names) and all(blocks.values())

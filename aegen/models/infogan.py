@@ -21,13 +21,15 @@ real images (the paper's unsupervised MNIST classifier, 5% error).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aegen.losses import adversarial_loss, discriminator_loss, information_loss
 from aegen.models.base import GenerativeAE
-from aegen.nets import MLP, ConvDecoder, ConvEncoder
+from aegen.nets import ConvDecoder, ConvEncoder
 from aegen.registry import register_model
 
 
@@ -36,6 +38,8 @@ class InfoGAN(GenerativeAE):
     """InfoGAN: image GAN with a categorical and continuous codes recovered by Q; clusters = Q's category."""
 
     samples_from_code_gaussian = False
+    #: encode/decode are Q and G, not trained to reconstruct: reconstruct() regenerates from inferred codes
+    learns_reconstruction: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -57,6 +57,8 @@ class Preset:
     gen_hidden: tuple[int, ...]
     lambda_disc: float
     lambda_cont: float
+    gan_steps: int = 1
+    gan_lr: float | None = None  # None: lr
 
 
 PRESETS = {
@@ -68,8 +70,9 @@ PRESETS = {
     # Table 4: CelebA 3x32x32; 10 x Cat(10), no continuous code, G input 228; lambda_disc 1
     "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
-    # any image size and channel count: aegen.nets' conv nets with the MNIST setting's latent GAN
-    "generic": Preset(None, None, None, None, 1, 10, 2, (1000, 1000, 512), (1000, 1000, 1000), 0.1, 1.0),
+    # any image size and channel count, CPU-friendly: aegen.nets' conv nets, a small latent GAN with
+    # a 16-d noise, lambda_disc 1, and 8 faster GAN updates per minibatch (tuned on digits)
+    "generic": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3),
 }
 
 
@@ -134,7 +137,7 @@ class LatentGAN(GenerativeAE):
 
     def __init__(
         self,
-        preset: str = "auto",
+        preset: str = "generic",
         latent_dim: int | None = None,
         noise_dim: int | None = None,
         num_categorical: int | None = None,
@@ -149,7 +152,7 @@ class LatentGAN(GenerativeAE):
         label_flip: float = 0.05,
         standardize_codes: bool = True,
         code_momentum: float = 0.02,
-        gan_steps: int = 1,
+        gan_steps: int | None = None,
         gan_lr: float | None = None,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.9),
@@ -157,21 +160,22 @@ class LatentGAN(GenerativeAE):
     ) -> None:
         """
         Args:
-            preset: architecture: ``mnist`` (paper's Table 2, 32x32), ``chairs`` (Table 3, 64x64),
-                ``celeba`` (Table 4, 32x32), ``generic`` (aegen.nets conv nets, any size, uses
-                ``width``) or ``auto`` (``mnist`` for 1x32x32 images, else ``generic``). Options left
-                unset (None) take the preset's value.
+            preset: ``generic`` (default: aegen.nets conv nets for any image size, uses ``width``; a
+                small latent GAN with several faster updates per minibatch, for CPU-length runs), or
+                the paper's settings: ``mnist`` (Table 2, 32x32), ``chairs`` (Table 3, 64x64),
+                ``celeba`` (Table 4, 32x32). Options left unset (None) take the preset's value.
             latent_dim: size of the autoencoder's code (mnist 64, chairs/celeba 128, generic 16).
-            noise_dim: size of G's Gaussian noise P (default: the preset's, or latent_dim).
+            noise_dim: size of G's Gaussian noise P (mnist 64, chairs/celeba 128, generic 16).
             num_categorical: number of categorical codes (mnist 1, chairs 3, celeba 10); the first
                 one is the cluster head.
             num_categories: K, the categories of each categorical code (mnist 10, chairs 20).
             num_continuous: number of continuous codes u (mnist 2, chairs 2, celeba 0).
             continuous_range: u ~ U(-range, range) (paper: 1).
-            lambda_disc: weight of Q's categorical cross-entropy (mnist 0.1, chairs 10, celeba 1).
+            lambda_disc: weight of Q's categorical cross-entropy (mnist 0.1, chairs 10, celeba 1, generic 1).
             lambda_cont: weight of Q's continuous squared error (paper: 1).
-            disc_hidden: hidden sizes of the D/Q trunk MLP (mnist 1000-1000-512, others 3000-3000-3000-512).
-            gen_hidden: hidden sizes of G's MLP (mnist 1000-1000-1000, others 3000 x 4).
+            disc_hidden: hidden sizes of the D/Q trunk MLP (mnist 1000-1000-512, chairs/celeba
+                3000-3000-3000-512, generic 256-256).
+            gen_hidden: hidden sizes of G's MLP (mnist 1000-1000-1000, chairs/celeba 3000 x 4, generic 256-256).
             label_smoothing: D's target for real codes is 1 - label_smoothing (0: hard labels).
             label_flip: probability that each of D's labels is flipped (0: none). Noisy labels for D
                 help, the paper says; it does not say which kind.
@@ -181,20 +185,19 @@ class LatentGAN(GenerativeAE):
                 hundredths on digits), which starves D and Q. False: the paper's raw codes.
             code_momentum: update rate of the running code mean and std.
             gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
-                (paper: 1). More lets the latent GAN converge on small datasets and short runs.
-            gan_lr: Adam learning rate of G and D/Q (default: lr).
+                (paper presets: 1; generic: 8). More lets the latent GAN converge on small datasets
+                and short runs.
+            gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic: 1e-3).
             lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
             betas: Adam betas (paper: 0.5, 0.9).
         """
-        if preset not in (*PRESETS, "auto"):
-            raise ValueError(f"unknown preset {preset!r}; choose one of: auto, {', '.join(PRESETS)}")
-        img_shape = tuple(kwargs.get("img_shape", (1, 32, 32)))
-        name = preset if preset != "auto" else ("mnist" if img_shape == (1, 32, 32) else "generic")
-        p = PRESETS[name]
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        p = PRESETS[preset]
         pick = lambda value, default: default if value is None else value  # noqa: E731
         code_dim = pick(latent_dim, p.latent_dim)
         super().__init__(**({} if code_dim is None else {"latent_dim": code_dim}), lr=lr, betas=betas, **kwargs)
-        self.preset = name
+        self.preset = preset
         self.noise_dim = pick(noise_dim, pick(p.noise_dim, self.latent_dim))
         self.num_categorical = pick(num_categorical, p.num_categorical)
         self.num_categories = pick(num_categories, p.num_categories)
@@ -214,14 +217,18 @@ class LatentGAN(GenerativeAE):
         if not 0 < code_momentum <= 1:
             raise ValueError(f"code_momentum must be in (0, 1], got {code_momentum}")
         self.standardize_codes, self.code_momentum = standardize_codes, code_momentum
-        if gan_steps < 1:
-            raise ValueError(f"gan_steps must be at least 1, got {gan_steps}")
-        self.gan_steps, self.gan_lr = gan_steps, lr if gan_lr is None else gan_lr
+        self.gan_steps, self.gan_lr = pick(gan_steps, p.gan_steps), pick(gan_lr, pick(p.gan_lr, lr))
+        if self.gan_steps < 1 or self.gan_lr <= 0:
+            raise ValueError(f"gan_steps must be at least 1 and gan_lr positive, got {self.gan_steps}, {self.gan_lr}")
         self.register_buffer("code_mean", torch.zeros(self.latent_dim))
         self.register_buffer("code_std", torch.ones(self.latent_dim))
         self.register_buffer("code_stats_seen", torch.tensor(False))
 
         shape, width = self.img_shape, self.hparams.width
+        if p.decoder is not None and shape[1] != 4 * 2 ** len(p.decoder):
+            size = 4 * 2 ** len(p.decoder)
+            raise ValueError(f"preset {preset!r} is the paper's architecture for {size}x{size} images, got "
+                             f"{shape[1]}x{shape[2]}; use --model.preset generic or --data.image_size {size}")
         if p.encoder is None:
             self.encoder = ConvEncoder(shape, self.latent_dim, width=width)
             self.decoder = ConvDecoder(shape, self.latent_dim, width=width)

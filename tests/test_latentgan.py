@@ -1,0 +1,151 @@
+"""LatentGAN, InfoGAN and the clustering AAE: the InfoGAN term, cluster heads, fixed categories, traversals."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import aegen
+from aegen.cli import main
+from aegen.losses import information_loss
+from tests.conftest import fit_cli
+
+CLUSTER_MODELS = ("latentgan", "infogan", "aae_cluster")
+TINY = {"latent_dim": 8, "width": 8}
+
+
+def test_information_loss_on_known_tensors():
+    # Q puts probabilities (1/2, 1/4, 1/4) on three categories: CE is log 2 for category 0, log 4 for 1
+    logits = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]).log()
+    ce, mse = information_loss(logits, torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]] * 2), torch.tensor([[1.0, 1.0]] * 2))
+    torch.testing.assert_close(ce, torch.tensor((math.log(2) + math.log(4)) / 2))
+    torch.testing.assert_close(mse, torch.tensor(0.5))
+    # several categorical codes: the cross-entropies add up; no continuous codes: zero
+    ce2, mse2 = information_loss([logits, logits], torch.tensor([[0, 0], [1, 1]]))
+    torch.testing.assert_close(ce2, 2 * ce)
+    assert mse2.item() == 0.0
+    with pytest.raises(ValueError, match="2 categorical heads but 1"):
+        information_loss([logits, logits], torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("name", CLUSTER_MODELS)
+def test_cluster_probs_are_distributions_over_k_clusters(name):
+    options = {"num_clusters": 7} if name == "aae_cluster" else {"num_categories": 7}
+    model = aegen.get_model(name)(**TINY, **options).eval()
+    probs = model.cluster_probs(torch.rand(5, 1, 32, 32) * 2 - 1)
+    assert probs.shape == (5, 7)
+    assert (probs >= 0).all()
+    torch.testing.assert_close(probs.sum(1), torch.ones(5))
+
+
+@pytest.mark.parametrize("name", CLUSTER_MODELS)
+def test_sample_with_a_fixed_category(name):
+    model = aegen.get_model(name)(**TINY).eval()
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    fixed = model.sample(4, gen(), category=3)
+    assert fixed.shape == (4, 1, 32, 32)
+    torch.testing.assert_close(model.sample(4, gen(), category=3), fixed, rtol=0, atol=0)
+    assert not torch.equal(model.sample(4, gen(), category=4), fixed)  # the category reaches the image
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        model.sample(2, category=10)
+
+
+def test_latentgan_sample_codes_fix_category_and_continuous_codes():
+    model = aegen.get_model("latentgan")(**TINY, num_categorical=2, num_continuous=3)
+    noise, c, u = model.sample_codes(6, category=torch.arange(6) % 4, continuous=torch.tensor([0.5, -1.0, 0.0]))
+    assert noise.shape == (6, model.noise_dim) and c.shape == (6, 2) and u.shape == (6, 3)
+    assert c[:, 0].tolist() == [0, 1, 2, 3, 0, 1]
+    assert (u == torch.tensor([0.5, -1.0, 0.0])).all()
+    _, c, u = model.sample_codes(2000)
+    assert set(c.flatten().tolist()) == set(range(10)) and u.abs().max() <= 1.0
+
+
+def test_latentgan_code_standardisation_round_trips_and_tracks_the_codes():
+    model = aegen.get_model("latentgan")(**TINY, code_momentum=0.5)
+    codes = torch.randn(64, 8) * 0.03 + 2.0
+    model.update_code_stats(codes)  # the first batch sets the statistics exactly
+    torch.testing.assert_close(model.code_mean, codes.mean(0))
+    torch.testing.assert_close(model.code_std, codes.std(0))
+    z = model.to_gan_space(codes)
+    torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.from_gan_space(z), codes)
+    model.update_code_stats(codes + 1.0)  # then an exponential moving average
+    torch.testing.assert_close(model.code_mean, codes.mean(0) + 0.5)
+    paper = aegen.get_model("latentgan")(**TINY, standardize_codes=False)
+    torch.testing.assert_close(paper.to_gan_space(codes), codes)
+
+
+def test_latentgan_noisy_labels():
+    model = aegen.get_model("latentgan")(**TINY, label_smoothing=0.1, label_flip=0.0)
+    assert (model.noisy_labels(100, real=True) == 0.9).all() and (model.noisy_labels(100, real=False) == 0).all()
+    model = aegen.get_model("latentgan")(**TINY, label_smoothing=0.0, label_flip=0.2)
+    fake = model.noisy_labels(20000, real=False)
+    assert set(fake.unique().tolist()) == {0.0, 1.0}
+    assert abs(fake.mean().item() - 0.2) < 0.02
+
+
+def test_paper_presets_have_the_papers_sizes():
+    model = aegen.get_model("latentgan")(preset="mnist")  # Table 2
+    assert model.generator[0].in_features == 76 and model.latent_dim == 64
+    assert [m.out_features for m in model.discriminator.trunk[0] if isinstance(m, torch.nn.Linear)] == [1000, 1000, 512]
+    assert model.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 64)
+    assert model.decode(torch.zeros(2, 64)).shape == (2, 1, 32, 32)
+    assert (model.lambda_disc, model.lambda_cont, model.hparams.lr, tuple(model.hparams.betas)) == (0.1, 1.0, 2e-4, (0.5, 0.9))
+    small = {"disc_hidden": (16, 8), "gen_hidden": (16,)}  # the 3000-unit MLPs are not needed to check the rest
+    chairs = aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 64, 64), **small)  # Table 3
+    assert chairs.generator[0].in_features == 190 and len(chairs.discriminator.q_categorical) == 3
+    assert chairs.reconstruct(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+    celeba = aegen.get_model("latentgan")(preset="celeba", img_shape=(3, 32, 32), **small)  # Table 4
+    assert celeba.generator[0].in_features == 228 and celeba.lambda_disc == 1.0
+    assert celeba.reconstruct(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="64x64 images, got 32x32"):
+        aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 32, 32), **small)
+    with pytest.raises(ValueError, match="unknown preset 'cifar'"):
+        aegen.get_model("latentgan")(preset="cifar")
+
+
+def test_latentgan_traversal_rows_are_categories_and_columns_sweep_a_continuous_code():
+    model = aegen.get_model("latentgan")(**TINY, num_categories=4).eval()
+    sheet = model.traversal(steps=5, generator=torch.Generator().manual_seed(0))
+    assert sheet.shape == (4, 5, 1, 32, 32)
+    # the middle column (u = 0) of row k is G(P_k, c = k, u = 0) decoded
+    noise, _, _ = model.sample_codes(4, torch.arange(4), generator=torch.Generator().manual_seed(0))
+    expected = model.decode(model.generate(noise, torch.arange(4)[:, None], torch.zeros(4, 2)))
+    torch.testing.assert_close(sheet[:, 2], expected)
+    assert model.traversal(steps=3, code=1).shape == (4, 3, 1, 32, 32)
+    with pytest.raises(ValueError, match="continuous code 2 does not exist"):
+        model.traversal(code=2)
+    no_continuous = aegen.get_model("latentgan")(**TINY, num_categories=3, num_continuous=0).eval()
+    assert no_continuous.traversal(steps=4).shape == (3, 4, 1, 32, 32)
+
+
+@pytest.mark.parametrize("name", ("infogan", "aae_cluster", "ae"))
+def test_per_dimension_traversal_passes_through_the_image_code(name):
+    model = aegen.get_model(name)(**TINY).eval()
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    dims = model.encode(x).shape[1]
+    sheet = model.traversal(x, steps=5)
+    assert sheet.shape == (dims, 5, 1, 32, 32)
+    for row in sheet[:, 2]:  # the middle column is the unchanged code
+        torch.testing.assert_close(row, model.reconstruct(x)[0], atol=1e-5, rtol=1e-4)
+    assert model.traversal(steps=3, code=0).shape == (1, 3, 1, 32, 32)
+
+
+def test_aegen_traverse_writes_the_category_sheet(capsys, tmp_path):
+    ckpt = fit_cli(capsys, "--model", "latentgan", "--model.latent_dim", "8", "--model.width", "8",
+                   "--model.gan_steps", "1", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1",
+                   "--data.batch_size", "16")
+    assert main(["traverse", str(ckpt), "--out", "t.png", "--steps", "7"]) == 0
+    from PIL import Image
+
+    assert Image.open("t.png").size == (2 + 7 * 34, 2 + 10 * 34)  # 10 categories x 7 values of u_0
+    assert main(["traverse", str(ckpt), "--code", "5"]) != 0
+    assert "continuous code 5 does not exist" in capsys.readouterr().err
+
+
+def test_latentgan_clusters_come_from_q_on_the_encoder_codes():
+    model = aegen.get_model("latentgan")(**TINY).eval()
+    x = torch.rand(6, 1, 32, 32) * 2 - 1
+    logits = model.discriminator(model.to_gan_space(model.encode(x)))[1][0]
+    torch.testing.assert_close(model.cluster_probs(x), F.softmax(logits, -1))

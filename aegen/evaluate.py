@@ -64,6 +64,7 @@ class Evaluation:
     num_samples: int = 50_000
     interp_samples: int = 10_000
     seed: int = 0
+    num_reference: int | None = None
     requested: tuple[str, ...] = ()
     inception_weights: Path | None = None
     batch_size: int = 256
@@ -114,7 +115,7 @@ class Evaluation:
             wanted = tuple(g for g in INCEPTION_GROUPS if g in self.requested)
             return fidelity.fidelity(
                 fidelity.model_samples(self.model, self.num_samples, self.seed, rgb=True),
-                fidelity.SplitImages(self.datamodule, "train", rgb=True),
+                fidelity.SplitImages(self.datamodule, "train", self.num_reference, rgb=True),
                 wanted, fidelity.INCEPTION, self.inception_weights, self.device, seed=self.seed)
 
         return self.cached(("inception", self.seed), make)
@@ -163,7 +164,7 @@ def judge_group(ev: Evaluation) -> dict[str, float]:
     ev.judge()
     out = fidelity.fidelity(
         fidelity.model_samples(ev.model, ev.num_samples, ev.seed),
-        fidelity.SplitImages(ev.datamodule, "train"),
+        fidelity.SplitImages(ev.datamodule, "train", ev.num_reference),
         ("fid", "kid", "is"), JUDGE, judge_path(ev.datamodule), ev.device, seed=ev.seed, suffix="_judge")
     accuracy = conditional_accuracy(ev.model, ev.judge(), ev.datamodule.num_classes, ev.num_samples, ev.seed)
     if accuracy is None:
@@ -265,6 +266,7 @@ def evaluate(
     data: str | None = None,
     data_options: dict[str, Any] | None = None,
     interp_samples: int = 10_000,
+    num_reference: int | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint; write ``out/metrics.json``, ``out/report.md`` and image sheets.
@@ -282,6 +284,8 @@ def evaluate(
         data: evaluate on this dataset instead of the checkpoint's.
         data_options: datamodule settings replacing the checkpoint's (or the defaults of ``data``).
         interp_samples: decoded midpoints for ``interp_fid_judge``.
+        num_reference: use only the first this many training images as the reference of the
+            sample-quality groups (default: the whole training split, the standard protocol).
         device: "cuda" or "cpu" (default: CUDA when available).
     """
     if num_samples < 2 or interp_samples < 2 or seeds < 1:
@@ -298,7 +302,9 @@ def evaluate(
     if tuple(datamodule.img_shape) != tuple(model.img_shape):
         raise AegenError(f"the model takes {tuple(model.img_shape)} images but the data has {datamodule.img_shape}; "
                          "pass --data.image_size (or another dataset) to match")
-    ev = Evaluation(model, datamodule, num_samples, interp_samples, seed, inception_weights=weights)
+    if num_reference is not None and num_reference < 2:
+        raise AegenError("--num-reference must be at least 2")
+    ev = Evaluation(model, datamodule, num_samples, interp_samples, seed, num_reference, inception_weights=weights)
     names = requested or tuple(n for n, g in GROUPS.items() if not g.needs_weights)
     ev.requested = names
     skipped = {n: r for n in names if (r := GROUPS[n].skip_reason(ev))}
@@ -327,7 +333,7 @@ def evaluate(
     result: dict[str, Any] = {
         **values,
         "num_samples": num_samples,
-        "reference_split": "train",
+        "reference_split": "train" if num_reference is None else f"train[:{num_reference}]",
         "split": "test",
         "interp_num_samples": interp_samples if "interp" in runs else None,
         "interp_reference_split": "test" if "interp" in runs else None,

@@ -43,3 +43,17 @@ def fit_cli(capsys, *args: str) -> Path:
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("checkpoint: ")
     return Path(last.removeprefix("checkpoint: "))
+
+
+@pytest.fixture(scope="session")
+def digits_judge(tmp_path_factory) -> Path:
+    """A digits judge (aegen.metrics.judge) trained once per session, briefly; returns its .pt file.
+
+    Its cache key ignores the data root, so copying its folder to ``$AEGEN_DATA/judges`` makes
+    evaluations of default-configured digits use it instead of training their own.
+    """
+    from aegen.data.digits import Digits
+    from aegen.metrics.judge import judge_path, save_judge, train_judge
+
+    datamodule = Digits(root=str(tmp_path_factory.mktemp("judge-data")))
+    return save_judge(train_judge(datamodule, epochs=4), judge_path(datamodule))

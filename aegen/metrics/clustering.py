@@ -33,7 +33,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
+from torchmetrics import Metric
 from torchmetrics.functional.clustering import adjusted_rand_score, normalized_mutual_info_score
+from torchmetrics.utilities import dim_zero_cat
 
 from aegen.errors import AegenError
 
@@ -264,3 +266,33 @@ def clustering_metrics(
     splits = [None if s is None else encode_split(model, *s, batch_size=batch_size) for s in (test, val, train)]
     k = num_clusters if splits[0].probs is not None else _num_clusters(model, num_clusters)
     return clustering_scores(*splits, num_clusters=k, seed=seed)
+
+
+class ClusteringScores(Metric):
+    """torchmetrics-style: collect codes (and cluster-head probabilities) with class labels; ``compute``
+    returns ``cluster_error_hungarian``, ``cluster_error_majority``, ``nmi`` and ``ari`` of one split.
+
+    States are concatenated across DDP ranks at ``compute`` and every rank computes the same
+    numbers (k-means with a fixed seed when there are no probabilities).
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_clusters: int | None = None, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_clusters, self.seed = num_clusters, seed
+        self.add_state("codes", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+
+    def update(self, codes: Tensor, labels: Tensor, probs: Tensor | None = None) -> None:
+        self.codes.append(codes.detach().flatten(1).float())
+        self.labels.append(labels.detach().long())
+        if probs is not None:
+            self.probs.append(probs.detach().float())
+
+    def compute(self) -> dict[str, float]:
+        codes, labels = dim_zero_cat(self.codes).cpu(), dim_zero_cat(self.labels).cpu()
+        probs = dim_zero_cat(self.probs).cpu() if len(self.probs) else None
+        scores = clustering_scores(CodeSplit(codes, probs, labels), num_clusters=self.num_clusters, seed=self.seed)
+        return {k: v for k, v in scores.items() if k not in ("cluster_source", "num_clusters")}

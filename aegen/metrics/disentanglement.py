@@ -28,9 +28,12 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
+import torch
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 Array = Any  # anything np.asarray accepts: numpy arrays, torch tensors on the CPU, lists
 
@@ -216,3 +219,31 @@ def disentanglement_metrics(
                                              num_variance_estimate=num_train, seed=seed)
     out["sap"] = sap(codes_train, factors_train, codes_test, factors_test, num_train, num_test, seed)
     return out
+
+
+class DisentanglementScores(Metric):
+    """torchmetrics-style: collect codes (N, D) and factor labels (N, K); ``compute`` returns
+    ``disentanglement_metrics`` with the points split 2:1 (seeded) into training and test points.
+
+    States are concatenated across DDP ranks at ``compute``; every rank computes the same numbers.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_train, self.num_test, self.seed = num_train, num_test, seed
+        self.add_state("codes", default=[], dist_reduce_fx="cat")
+        self.add_state("factors", default=[], dist_reduce_fx="cat")
+
+    def update(self, codes: torch.Tensor, factors: torch.Tensor) -> None:
+        self.codes.append(codes.detach().flatten(1).float())
+        self.factors.append(factors.detach().long())
+
+    def compute(self) -> dict[str, float]:
+        codes = dim_zero_cat(self.codes).cpu().double().numpy()
+        factors = dim_zero_cat(self.factors).cpu().numpy()
+        order = np.random.default_rng(self.seed).permutation(len(codes))
+        cut = (2 * len(codes)) // 3
+        tr, te = order[:cut], order[cut:]
+        return disentanglement_metrics(codes[tr], factors[tr], codes[te], factors[te], self.num_train, self.num_test, self.seed)

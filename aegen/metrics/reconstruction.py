@@ -16,16 +16,14 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from aegen.metrics.fidelity import ChunkedImages
 
 
-def reconstruction_collection(prefix: str = "") -> MetricCollection:
+def reconstruction_collection(keys: tuple[str, ...] = ("recon_mse", "psnr", "ssim")) -> MetricCollection:
     """torchmetrics ``recon_mse``, ``psnr`` and ``ssim`` (data range 2), states synced across DDP ranks."""
-    return MetricCollection(
-        {
-            "recon_mse": MeanSquaredError(),
-            "psnr": PeakSignalNoiseRatio(data_range=2.0),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=2.0),
-        },
-        prefix=prefix,
-    )
+    make = {
+        "recon_mse": MeanSquaredError,
+        "psnr": lambda: PeakSignalNoiseRatio(data_range=2.0),
+        "ssim": lambda: StructuralSimilarityIndexMeasure(data_range=2.0),
+    }
+    return MetricCollection({key: make[key]() for key in keys})
 
 
 @torch.no_grad()

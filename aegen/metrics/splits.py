@@ -23,15 +23,20 @@ def labelled_batches(
     batch_size: int = 256,
     limit: int | None = None,
     generator: torch.Generator | None = None,
+    indices: Tensor | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """(images in [-1, 1], labels) of a split, on the CPU.
 
     With a ``generator`` the items come in a random order drawn from it (and ``limit`` keeps a
-    random subset); without one, in the split's fixed order (``limit`` keeps the first items).
+    random subset); without one, in the split's fixed order (``limit`` keeps the first items);
+    ``indices`` picks the items explicitly (e.g. one DDP rank's share).
     """
     data = datamodule.split(split)
     n = split_size(datamodule, split)
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if indices is not None:
+        order = indices.long().cpu()
+    else:
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     order = order[:limit]
     if isinstance(data, tuple):
         images, labels = data

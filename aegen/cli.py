@@ -331,6 +331,14 @@ def cmd_edit(args: argparse.Namespace) -> None:
     print(save_sheet(sheet, args.out))
 
 
+def cmd_prior(args: argparse.Namespace) -> None:
+    from aegen.models.learned_prior import fit_prior
+
+    fit_prior(args.checkpoint, args.out, kind=args.kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+              gmm_components=args.components)
+    print(f"checkpoint: {args.out}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aegen",
@@ -338,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
         "(see `aegen fit --help`); `aegen list` shows the models and datasets.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse,attribute,explore,edit}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,list,evaluate,sample,interpolate,traverse,attribute,explore,edit,prior}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model (LightningCLI; `aegen {name} --help`)", add_help=False)
     sub.add_parser("list", help="models and datasets, one line each").set_defaults(func=cmd_list)
@@ -409,6 +417,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_traverse)
+
+    p = sub.add_parser("prior", help="fit a learned prior (latent GAN or Gaussian mixture) to a trained model's codes "
+                       "-> a new checkpoint whose samples use it")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="the new checkpoint (.ckpt)")
+    p.add_argument("--kind", default="gan", choices=("gan", "gmm"),
+                   help="gan: a code generator trained adversarially on the codes, decoder frozen; gmm: a Gaussian mixture")
+    p.add_argument("--steps", type=int, default=2000, help="gan: latent-GAN updates (one D and one G step each)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--components", type=int, default=10, help="gmm: mixture components")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_prior)
     p = sub.add_parser("explore", help="a PNG sheet exploring one factor's code block (rows: test images, "
                        "columns: steps from the image's block to another image's)")
     p.add_argument("checkpoint")

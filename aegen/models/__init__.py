@@ -4,6 +4,7 @@ from aegen.models import aae, ae, vae  # noqa: F401
 from aegen.models import acai, gaia  # noqa: F401
 from aegen.models import aae_cluster, infogan, latentgan  # noqa: F401
 from aegen.models import deae  # noqa: F401
+from aegen.models import codegen_aae, learned_prior, vamp  # noqa: F401
 from aegen.models.base import GenerativeAE
 
 __all__ = ["GenerativeAE"]

@@ -1,0 +1,384 @@
+"""AAE with a learned prior (Wang, Peng & Ko 2020, "Learning priors for adversarial autoencoders").
+
+A code generator CG turns simple noise (plus a label or condition s) into the prior the encoder is
+regularised towards, and learns that prior adversarially in image space. Networks: encoder Enc,
+decoder Dec, CG (MLP), latent discriminator D_C (MLP 1000-500-200, LeakyReLU) and image
+discriminator D_I (convs 64-128-256, k4 s2, BN, LeakyReLU, fc 1000) with a Q head sharing its
+trunk. Each minibatch runs the paper's two phases in order:
+
+1. ``aae_phase`` (CG fixed, Fig. 3b): D_C learns CG(z, s) = real, Enc(x) = fake (Eq. 5; Eq. 8 with
+   s given to D_C when supervised); then Enc and Dec minimise the perceptual loss
+   ||F(Dec(Enc(x))) - F(x)||^2 with F = D_I's last conv features (Eq. 6) while Enc fools D_C.
+2. ``prior_improvement_phase`` (Fig. 3a): D_I learns x = real, Dec(CG(z, s)) = fake and
+   Dec(Enc(x)) = fake (Eq. 4), its Q head the information term CE(Q(Dec(CG(z, s))), s) (Eq. 7);
+   then CG and Dec fool D_I and minimise the same information term; Q's head is updated with them
+   (InfoGAN's practice: the term trains both players).
+
+The paper's Algorithm 1 never updates CG in the prior-improvement phase, while the text ("we update
+the code generator with the loss function in Eq. (4)") and Fig. 3 do: we follow the text, and update
+CG and the decoder jointly (footnote 2: updating the decoder here helps convergence).
+
+Settings (``setting``): ``unsupervised`` (s ~ Cat(``categories``) drawn at random, D_C label-free;
+10 + 90 noise -> 64-d code), ``supervised`` (s = the image's label, fed to CG and D_C; 10 + 54 ->
+64) and ``conditional`` (any per-image vector in place of the label: CelebA's 40 attributes, fonts
+factors, a text embedding; the paper's text-to-image use). The supervised class is the batch label
+when it is a class index (B,); for factor labels (B, K) it is the datamodule's ``class_labels``
+(fonts: the letter) or the column ``label_column``.
+
+Ablation switches (the paper's Table 3): ``learned_prior`` (off: plain Gaussian codes N(0, I), or
+[one-hot s, Gaussian noise] when conditioned, as the paper's AAE baseline), ``perceptual_loss``
+(off: pixel MSE), ``decoder_in_both_phases`` (off: the decoder learns in the AAE phase only).
+
+Choices where the paper is silent (all options): Adam lr 2e-4, betas (0.5, 0.999); CG is an MLP
+(noise + s) -> 1000 -> 1000 -> code with LeakyReLU (Table A.2 is missing); the D_C fooling term and
+the information term have weight 1; F uses D_I's batch-norm running statistics (so F(x) is a function
+of x alone, not of the batch it shares with Dec(Enc(x))); D_I's width is twice the autoencoder's ``width`` (64-128-256 at
+the default 32); a conditional model samples conditions from a bank of training conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aegen.errors import AegenError
+from aegen.losses import adversarial_loss, discriminator_loss
+from aegen.models.base import GenerativeAE
+from aegen.nets import MLP, ConvDecoder, ConvEncoder, LatentDiscriminator
+from aegen.registry import register_model
+
+SETTINGS = ("unsupervised", "supervised", "conditional")
+
+
+class ImageCritic(nn.Module):
+    """D_I with its Q head: stride-2 convs (``features``: the perceptual features), fc, then a
+    real/fake logit and ``q_dim`` outputs for Q."""
+
+    def __init__(self, img_shape: Sequence[int], width: int, fc: int, q_dim: int, levels: int = 3) -> None:
+        super().__init__()
+        size = img_shape[1]
+        levels = min(levels, size.bit_length() - 3)  # at most down to 4x4
+        self.features = ConvEncoder(img_shape, None, width=width, levels=levels)
+        flat = self.features.feature_channels * self.features.feature_size**2
+        self.fc = nn.Sequential(nn.Linear(flat, fc), nn.LeakyReLU(0.2))
+        self.logit = nn.Linear(fc, 1)
+        self.q = nn.Linear(fc, q_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images -> (real/fake logits (B,), Q outputs (B, q_dim))."""
+        h = self.fc(self.features(x).flatten(1))
+        return self.logit(h).squeeze(-1), self.q(h)
+
+
+@register_model("codegen_aae")
+class CodeGeneratorAAE(GenerativeAE):
+    """AAE with a learned prior: a code generator trained adversarially in image space (Wang et al. 2020)."""
+
+    samples_from_code_gaussian = False
+
+    def __init__(
+        self,
+        setting: str = "unsupervised",
+        latent_dim: int = 64,
+        noise_dim: int | None = None,
+        categories: int = 10,
+        label_column: int | None = None,
+        num_labels: int | None = None,
+        condition_dim: int | None = None,
+        condition_sizes: list[int] | None = None,
+        learned_prior: bool = True,
+        perceptual_loss: bool = True,
+        decoder_in_both_phases: bool = True,
+        generator_hidden: tuple[int, ...] = (1000, 1000),
+        code_disc_hidden: tuple[int, ...] = (1000, 500, 200),
+        disc_width: int | None = None,
+        disc_fc: int = 1000,
+        code_adv_weight: float = 1.0,
+        info_weight: float = 1.0,
+        recon_as_fake: bool = True,
+        condition_bank: int = 2048,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            setting: unsupervised (s ~ Cat(categories)), supervised (s = the image's class) or
+                conditional (s = the image's label vector, e.g. CelebA attributes or fonts factors).
+            latent_dim: size of the code (the paper: 64).
+            noise_dim: Gaussian noise fed to CG (default: 90 unsupervised, the paper's 10 + 90;
+                latent_dim minus the size of s when conditioned, the paper's 10 + 54 -> 64).
+            categories: K of the unsupervised s ~ Cat(K).
+            label_column: supervised: take the class from this column of (B, K) labels (default:
+                the datamodule's class, e.g. the fonts letter, or the label itself when (B,)).
+            num_labels: supervised: number of classes of s (default: num_classes of the data).
+            condition_dim: conditional: size of the condition vector (labels (B, condition_dim)).
+            condition_sizes: conditional: labels are (B, K) value indices, one-hot encoded per
+                column with these sizes (e.g. fonts [52, 21, 3, 10, 10]); Q then predicts each with
+                cross-entropy instead of squared error.
+            learned_prior: the code generator (off: codes N(0, I), or [one-hot s, noise] when
+                conditioned: the paper's AAE baseline; Table 3 "A").
+            perceptual_loss: reconstruct in D_I's last conv features (off: pixel MSE; Table 3 "B").
+            decoder_in_both_phases: update the decoder in the prior-improvement phase too (off: AAE
+                phase only; Table 3 "C").
+            generator_hidden: hidden sizes of CG's MLP.
+            code_disc_hidden: hidden sizes of D_C's MLP.
+            disc_width: channels of D_I's first conv, doubling per stage (default: 2 * width).
+            disc_fc: size of D_I's fully connected layer.
+            code_adv_weight: weight of the encoder's D_C-fooling term in the AAE phase.
+            info_weight: weight of the information term (Eq. 7) for CG, Dec and Q.
+            recon_as_fake: D_I also learns Dec(Enc(x)) = fake.
+            condition_bank: conditional: training conditions kept to draw ``sample`` conditions from.
+        """
+        super().__init__(latent_dim=latent_dim, lr=lr, betas=betas, **kwargs)
+        if setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
+        self.setting = setting
+        self.cond_dim = self._condition_size(categories, num_labels, condition_dim, condition_sizes)
+        if noise_dim is None:
+            noise_dim = 90 if setting == "unsupervised" else (latent_dim - self.cond_dim if latent_dim > self.cond_dim else latent_dim)
+        if noise_dim < 1:
+            raise ValueError(f"noise_dim must be a positive integer, got {noise_dim}")
+        if not learned_prior and setting != "unsupervised" and noise_dim + self.cond_dim != latent_dim:
+            raise ValueError(f"without the learned prior the code is [s, noise]: noise_dim ({noise_dim}) + the size of s "
+                             f"({self.cond_dim}) must equal latent_dim ({latent_dim})")
+        self.noise_dim = noise_dim
+        self.learned_prior, self.perceptual_loss = learned_prior, perceptual_loss
+        self.decoder_in_both_phases = decoder_in_both_phases
+        self.code_adv_weight, self.info_weight, self.recon_as_fake = code_adv_weight, info_weight, recon_as_fake
+        # the information term needs s in the decoded prior sample
+        self.uses_info = learned_prior or setting != "unsupervised"
+
+        width = self.hparams.width
+        self.encoder = ConvEncoder(self.img_shape, latent_dim, width=width)
+        self.decoder = ConvDecoder(self.img_shape, latent_dim, width=width)
+        self.code_generator = (MLP(noise_dim + self.cond_dim, generator_hidden, latent_dim, activation="leaky_relu")
+                               if learned_prior else None)
+        conditioned = setting != "unsupervised"
+        self.code_critic = LatentDiscriminator(latent_dim + (self.cond_dim if conditioned else 0), code_disc_hidden)
+        self.image_critic = ImageCritic(self.img_shape, disc_width or 2 * width, disc_fc, self.cond_dim)
+        if setting == "conditional":
+            if condition_bank < 1:
+                raise ValueError(f"condition_bank must be a positive integer, got {condition_bank}")
+            self.register_buffer("bank", torch.zeros(condition_bank, self.cond_dim))
+            self.register_buffer("bank_filled", torch.zeros((), dtype=torch.long))
+
+    def _condition_size(self, categories, num_labels, condition_dim, condition_sizes) -> int:
+        if self.setting == "unsupervised":
+            if categories < 2:
+                raise ValueError(f"categories must be at least 2, got {categories}")
+            return categories
+        if self.setting == "supervised":
+            k = num_labels or self.hparams.num_classes
+            if not k:
+                raise ValueError("the supervised setting needs labelled data: train on a dataset with classes "
+                                 "(num_classes is set from the data) or pass --model.num_labels")
+            self.num_labels = k
+            return k
+        if condition_sizes:
+            if any(int(c) < 1 for c in condition_sizes):
+                raise ValueError(f"condition_sizes must be positive, got {condition_sizes}")
+            self.condition_sizes = [int(c) for c in condition_sizes]
+            return sum(self.condition_sizes)
+        if not condition_dim or condition_dim < 1:
+            raise ValueError("the conditional setting needs --model.condition_dim (the size of the per-image label "
+                             "vector, e.g. 40 for CelebA attributes) or --model.condition_sizes for factor labels")
+        self.condition_sizes = None
+        return condition_dim
+
+    # ----------------------------------------------------------------- public API
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def codes_from(self, s: Tensor, noise: Tensor) -> Tensor:
+        """Prior codes for conditions s (B, |s|) and noise (B, noise_dim): CG(noise, s) or the fixed prior."""
+        if self.code_generator is not None:
+            return self.code_generator(torch.cat([noise, s], dim=1))
+        return torch.cat([s, noise], dim=1) if self.setting != "unsupervised" else noise
+
+    def _draw_noise(self, n: int, generator: torch.Generator | None) -> Tensor:
+        dim = self.noise_dim if self.code_generator is not None or self.setting != "unsupervised" else self.latent_dim
+        return torch.randn(n, dim, generator=generator, device=self.device)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Codes of the (learned) prior; s drawn uniformly (conditional: from the bank of training conditions)."""
+        if self.setting == "conditional":
+            filled = int(self.bank_filled.clamp(max=len(self.bank)))
+            if filled == 0:
+                raise AegenError("this conditional model has seen no training conditions; use sample_given(conditions)")
+            s = self.bank[torch.randint(filled, (n,), generator=generator, device=self.device)]
+        else:
+            s = F.one_hot(torch.randint(self.cond_dim, (n,), generator=generator, device=self.device), self.cond_dim).float()
+        return self.codes_from(s, self._draw_noise(n, generator))
+
+    @torch.no_grad()
+    def sample_conditional(self, n: int, classes: Tensor | int, generator: torch.Generator | None = None) -> Tensor | None:
+        """``n`` images of the given classes ((n,) indices, or one int for all); None unless supervised."""
+        if self.setting != "supervised":
+            return None
+        classes = torch.as_tensor(classes, dtype=torch.long, device=self.device).expand(n)
+        if (classes < 0).any() or (classes >= self.cond_dim).any():
+            raise ValueError(f"classes must be in [0, {self.cond_dim}), got {classes.min().item()}..{classes.max().item()}")
+        s = F.one_hot(classes, self.cond_dim).float()
+        return self.decode(self.codes_from(s, self._draw_noise(n, generator)))
+
+    @torch.no_grad()
+    def sample_given(self, conditions: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One image per condition: labels as in training batches ((n,) classes or (n, K) vectors)."""
+        s, _ = self.condition(conditions.to(self.device), generator)
+        return self.decode(self.codes_from(s, self._draw_noise(len(s), generator)))
+
+    def cluster_probs(self, x: Tensor) -> Tensor | None:
+        """Q's class probabilities of images (unsupervised: its categories; supervised: the labels)."""
+        if self.setting == "conditional":
+            return None
+        return self.image_critic(x)[1].softmax(-1)
+
+    # ----------------------------------------------------------------- conditions
+    def class_index(self, y: Tensor) -> Tensor:
+        """The supervised class (B,) of a batch's labels."""
+        if self.hparams.label_column is not None:
+            if y.dim() != 2 or not 0 <= self.hparams.label_column < y.shape[1]:
+                raise AegenError(f"--model.label_column {self.hparams.label_column} needs (B, K) labels with more "
+                                 f"columns, got labels of shape {tuple(y.shape)}")
+            y = y[:, self.hparams.label_column]
+        elif y.dim() != 1:
+            datamodule = getattr(self._trainer, "datamodule", None)
+            classes = datamodule.class_labels(y) if datamodule is not None else None
+            if classes is None:
+                raise AegenError(f"labels of shape {tuple(y.shape)} carry no class; pick one with --model.label_column")
+            y = classes
+        y = y.long()
+        if len(y) and (y.min() < 0 or y.max() >= self.cond_dim):
+            raise AegenError(f"the supervised setting needs class labels in [0, {self.cond_dim}), got "
+                             f"{y.min().item()}..{y.max().item()} (unlabelled data? use --model.setting unsupervised)")
+        return y
+
+    def condition(self, y: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(s fed to CG and D_C (B, |s|), Q's target) for a batch's labels."""
+        if self.setting == "unsupervised":
+            idx = torch.randint(self.cond_dim, (len(y),), generator=generator or self.noise, device=self.device)
+            return F.one_hot(idx, self.cond_dim).float(), idx
+        if self.setting == "supervised":
+            idx = self.class_index(y)
+            return F.one_hot(idx, self.cond_dim).float(), idx
+        y = y.view(len(y), -1)
+        if self.condition_sizes is None:
+            if y.shape[1] != self.cond_dim:
+                raise AegenError(f"condition vectors have {y.shape[1]} values but --model.condition_dim is {self.cond_dim}")
+            return y.float(), y.float()
+        if y.shape[1] != len(self.condition_sizes):
+            raise AegenError(f"labels have {y.shape[1]} columns but --model.condition_sizes has {len(self.condition_sizes)}")
+        idx = y.long()
+        if (idx < 0).any() or (idx >= idx.new_tensor(self.condition_sizes)).any():
+            raise AegenError(f"label values must be below --model.condition_sizes {self.condition_sizes}")
+        return torch.cat([F.one_hot(idx[:, k], c).float() for k, c in enumerate(self.condition_sizes)], 1), idx
+
+    def information_loss(self, q: Tensor, target: Tensor) -> Tensor:
+        """-log Q(s | image) (Eq. 7): cross-entropy for classes, squared error for free vectors."""
+        if target.dtype != torch.long:
+            return F.mse_loss(q, target)
+        if target.dim() == 1:
+            return F.cross_entropy(q, target)
+        chunks = q.split(self.condition_sizes, dim=1)
+        return sum(F.cross_entropy(c, target[:, k]) for k, c in enumerate(chunks))
+
+    @torch.no_grad()
+    def _remember(self, s: Tensor) -> None:
+        """Keep training conditions (a ring buffer) so ``sample`` can draw realistic ones."""
+        size = len(self.bank)
+        pos = (int(self.bank_filled) + torch.arange(len(s), device=s.device)) % size
+        self.bank[pos[-size:]] = s[-size:]
+        self.bank_filled += len(s)
+
+    # ----------------------------------------------------------------- optimisation
+    def optimizer_groups(self):
+        # the prior-improvement phase's generator step: CG, Q's head (the information term trains
+        # both players) and, with decoder_in_both_phases, the decoder (its own Adam state)
+        generator = [*self.image_critic.q.parameters()]
+        if self.code_generator is not None:
+            generator += [*self.code_generator.parameters()]
+        if self.decoder_in_both_phases:
+            generator += [*self.decoder.parameters()]
+        return {
+            "code_discriminator": self.code_critic.parameters(),
+            "autoencoder": [*self.encoder.parameters(), *self.decoder.parameters()],
+            "image_discriminator": self.image_critic.parameters(),
+            "code_generator": generator,
+        }
+
+    def code_logits(self, z: Tensor, s: Tensor) -> Tensor:
+        """D_C's logits; conditioned on s (Eq. 8) unless unsupervised."""
+        return self.code_critic(z if self.setting == "unsupervised" else torch.cat([z, s], dim=1))
+
+    def reconstruction_loss(self, recon: Tensor, x: Tensor) -> Tensor:
+        """Eq. 6: squared error in D_I's last conv features (or pixel MSE without the perceptual loss)."""
+        if not self.perceptual_loss:
+            return F.mse_loss(recon, x)
+        # F as a function of one image: D_I's batch norm uses its running statistics here, so
+        # F(x) does not depend on the reconstructions it is batched with
+        was_training = self.image_critic.training
+        self.image_critic.eval()
+        try:
+            fake, real = self.image_critic.features(torch.cat([recon, x])).chunk(2)
+        finally:
+            self.image_critic.train(was_training)
+        return F.mse_loss(fake, real.detach())
+
+    def aae_phase(self, x: Tensor, s: Tensor) -> dict[str, Tensor]:
+        """D_C: CG(z, s) real, Enc(x) fake; then Enc + Dec: reconstruction and fooling D_C. CG is fixed."""
+        with self.phase("code_discriminator") as update:
+            with torch.no_grad():
+                prior = self.codes_from(s, self._draw_noise(len(x), self.noise))
+                codes = self.encode(x)
+            d_c = update(discriminator_loss(self.code_logits(prior, s), self.code_logits(codes, s)))
+        with self.phase("autoencoder") as update:
+            z = self.encode(x)
+            recon = self.reconstruction_loss(self.decode(z), x)
+            fool = adversarial_loss(self.code_logits(z, s), real=True)
+            update(recon + self.code_adv_weight * fool)
+        return {"code_disc": d_c, "recon": recon.detach(), "code_fool": fool.detach()}
+
+    @property
+    def _trains_prior(self) -> bool:
+        return self.code_generator is not None or self.decoder_in_both_phases or self.uses_info
+
+    def prior_improvement_phase(self, x: Tensor, s: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """D_I (+ Q): x real, Dec(CG(z, s)) and Dec(Enc(x)) fake; then CG (+ Dec, Q) fool D_I with the info term."""
+        if not (self._trains_prior or self.perceptual_loss):
+            return {}  # the plain AAE baseline: D_I would be unused
+        info = self.info_weight if self.uses_info else 0.0
+        with self.phase("image_discriminator") as update:
+            with torch.no_grad():
+                generated = self.decode(self.codes_from(s, self._draw_noise(len(x), self.noise)))
+                fakes = [generated, self.reconstruct(x)] if self.recon_as_fake else [generated]
+            real_logits, _ = self.image_critic(x)
+            fake_logits, q = self.image_critic(torch.cat(fakes))
+            q_loss = self.information_loss(q[: len(x)], target) if info else q.new_zeros(())
+            d_i = update(discriminator_loss(real_logits, fake_logits) + info * q_loss)
+        out = {"image_disc": d_i, "info_disc": q_loss.detach()}
+        if not self._trains_prior:
+            return out
+        with self.phase("code_generator") as update:
+            logits, q = self.image_critic(self.decode(self.codes_from(s, self._draw_noise(len(x), self.noise))))
+            fool = adversarial_loss(logits, real=True)
+            info_loss = self.information_loss(q, target) if info else q.new_zeros(())
+            update(fool + info * info_loss)
+        return {**out, "image_fool": fool.detach(), "info": info_loss.detach()}
+
+    def on_train_start(self) -> None:
+        # the GAN phases rely on batch-norm batch statistics: train in train mode even when the
+        # model was handed to fit() in eval mode (Lightning keeps the modes it finds)
+        self.train()
+
+    def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        s, target = self.condition(y)
+        if self.setting == "conditional":
+            self._remember(s)
+        return {**self.aae_phase(x, s), **self.prior_improvement_phase(x, s, target)}

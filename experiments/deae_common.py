@@ -1,0 +1,106 @@
+"""Shared pieces of the DEAE experiments: train a model on fonts, synthesise by block swaps, train a letter classifier.
+
+Used by ``deae_augmentation.py``, ``deae_debias.py`` and ``deae_compare.py``; runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+import aegen
+from aegen.data.base import from_uint8
+from aegen.metrics.controllability import decode_all, edit_codes, encode_all
+from aegen.metrics.judge import JudgeNet
+
+BLOCKS = {"letter": 4, "size": 4, "font_colour": 4, "background_colour": 3, "font": 5}  # the paper's Fonts layout
+
+
+def fonts(root: str | None, **options: Any):
+    return aegen.get_data("fonts")(root=root, **options)
+
+
+def train_model(name: str, datamodule, steps: int, seed: int, width: int = 16, **options: Any):
+    """A model trained for ``steps`` Adam steps on the datamodule (CPU, no logging, no checkpoints)."""
+    pl.seed_everything(seed, verbose=False)
+    model = aegen.get_model(name)(img_shape=datamodule.img_shape, num_classes=datamodule.num_classes, width=width,
+                                  **options)
+    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(model, datamodule)
+    model.eval()
+    if model.samples_from_code_gaussian:  # validation is off, so fit the sampling Gaussian here
+        datamodule.groups = False
+        model.fit_code_gaussian(datamodule.train_dataloader())
+    return model
+
+
+@torch.no_grad()
+def synthesise(model, images: torch.Tensor, factors: torch.Tensor, donors: torch.Tensor, blocks: list[str],
+               copies: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` new images per training image: the blocks ``blocks`` taken from a random donor image.
+
+    Returns images in [-1, 1] and their factor labels (the kept factors from the image, the swapped
+    ones from the donor). ``donors`` are (images, factors) indices into the same tensors.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    codes = encode_all(model, images)
+    dims = [d for name in blocks for d in range(model.blocks[name].start, model.blocks[name].stop)]
+    names = list(aegen.get_data("fonts").factor_names)
+    swapped = [names.index(name) for name in blocks]
+    out_x, out_y = [], []
+    for _ in range(copies):
+        donor = donors[torch.randint(len(donors), (len(images),), generator=generator)]
+        out_x.append(decode_all(model, edit_codes(codes, codes[donor], dims)))
+        y = factors.clone()
+        y[:, swapped] = factors[donor][:, swapped]
+        out_y.append(y)
+    return torch.cat(out_x), torch.cat(out_y)
+
+
+def train_classifier(images: torch.Tensor, letters: torch.Tensor, num_classes: int, steps: int, seed: int,
+                     batch_size: int = 64, lr: float = 1e-3) -> JudgeNet:
+    """A letter classifier (aegen's judge CNN) trained with Adam for ``steps`` steps on (images, letters)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = JudgeNet(images.shape[1], num_classes)
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        net.train()
+        for _ in range(steps):
+            idx = torch.randint(len(images), (batch_size,), generator=generator)
+            loss = F.cross_entropy(net(images[idx]), letters[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net.eval()
+
+
+def accuracy(net: JudgeNet, images: torch.Tensor, letters: torch.Tensor) -> float:
+    return (net.predict(images) == letters).float().mean().item()
+
+
+def split(datamodule, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images, factors = datamodule.split(name)
+    return from_uint8(images), factors
+
+
+def write(out: str | None, result: dict[str, Any]) -> None:
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.start, self.cpu = time.time(), time.process_time()
+
+    def elapsed(self) -> dict[str, float]:
+        return {"wall_s": round(time.time() - self.start, 1), "cpu_s": round(time.process_time() - self.cpu, 1)}

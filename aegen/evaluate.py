@@ -308,6 +308,9 @@ def evaluate(
     names = requested or tuple(n for n, g in GROUPS.items() if not g.needs_weights)
     ev.requested = names
     skipped = {n: r for n in names if (r := GROUPS[n].skip_reason(ev))}
+    if requested is None:
+        skipped.update({n: "needs Inception weights: --metrics fid,is,kid,pr --inception-weights PATH"
+                        for n, g in GROUPS.items() if g.needs_weights})
     runs = [n for n in names if n not in skipped]
 
     per_seed: list[dict[str, float]] = []

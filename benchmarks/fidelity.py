@@ -12,7 +12,7 @@ model is an untrained ``ae`` (the timing does not depend on its weights). Prints
 ``--repeats`` wall times per path, the ratio aegen / direct, and checks both gave the same numbers.
 
     python benchmarks/fidelity.py --num-samples 10000 --features judge
-    python benchmarks/fidelity.py --num-samples 200 --features inception --inception-weights random
+    python benchmarks/fidelity.py --num-samples 64 --num-reference 64 --features inception --inception-weights random
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Tensors(Dataset):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--num-reference", type=int, default=None, help="training images used (default: all 1437)")
     parser.add_argument("--features", choices=("inception", "judge"), default="inception")
     parser.add_argument("--inception-weights", default="random", help="a weights file, or 'random'")
     parser.add_argument("--repeats", type=int, default=3)
@@ -73,14 +74,14 @@ def main() -> None:
 
         def run_aegen() -> dict[str, float]:
             return fidelity.fidelity(fidelity.model_samples(model, args.num_samples, seed=0, rgb=rgb),
-                                     fidelity.SplitImages(datamodule, "train", rgb=rgb), ("fid", "is"),
+                                     fidelity.SplitImages(datamodule, "train", args.num_reference, rgb=rgb), ("fid", "is"),
                                      extractor, weights, args.device, suffix=suffix)
 
         start = time.perf_counter()
         samples = fidelity.model_samples(model, args.num_samples, seed=0, rgb=rgb)
         fake = torch.cat([samples.chunk(i) for i in range(-(-args.num_samples // samples.chunk_size))])
         generation = time.perf_counter() - start
-        real = datamodule.split("train")[0]
+        real = datamodule.split("train")[0][: args.num_reference]
         real = real.expand(-1, 3, -1, -1).contiguous() if rgb else real
 
         def run_direct() -> dict[str, float]:

@@ -63,7 +63,7 @@ def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint
     assert saved["is_judge_mean"] >= 1 and saved["kid_judge_mean"] > -1
     assert saved["num_samples"] == 300 and saved["reference_split"] == "train" and saved["feature_extractor"] == "aegen-judge"
     assert saved["cluster_source"] == "kmeans" and saved["checkpoint"] == str(ae_checkpoint.resolve())
-    assert {"disentangle", "cond_acc_judge"} <= set(saved["skipped"]) and "fid" not in saved
+    assert {"disentangle", "cond_acc_judge", "fid", "pr"} <= set(saved["skipped"]) and "fid" not in saved
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "| `fid_judge` |" in report and "disentangle" in report
     for sheet in ("samples", "reconstructions", "interpolations", "traversals", "codes_pca"):

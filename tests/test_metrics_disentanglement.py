@@ -13,7 +13,7 @@ def factors(n, seed):
 
 @pytest.fixture(scope="module")
 def data():
-    train, test = factors(800, 0), factors(400, 1)
+    train, test = factors(500, 0), factors(250, 1)
     rng = np.random.default_rng(2)
     return {
         "factors": (train, test),
@@ -27,7 +27,7 @@ def data():
 
 def scores(data, kind):
     (ftr, fte), (ctr, cte) = data["factors"], data[kind]
-    return disentanglement_metrics(ctr, ftr, cte, fte, num_train=800, num_test=400, seed=0)
+    return disentanglement_metrics(ctr, ftr, cte, fte, num_train=500, num_test=250, seed=0)
 
 
 def test_factors_as_codes_score_near_one(data):

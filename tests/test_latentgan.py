@@ -149,3 +149,12 @@ def test_latentgan_clusters_come_from_q_on_the_encoder_codes():
     x = torch.rand(6, 1, 32, 32) * 2 - 1
     logits = model.discriminator(model.to_gan_space(model.encode(x)))[1][0]
     torch.testing.assert_close(model.cluster_probs(x), F.softmax(logits, -1))
+
+
+def test_latentgan_code_bank_keeps_the_most_recent_codes():
+    model = aegen.get_model("latentgan")(**TINY, code_bank=5)
+    first, second = torch.zeros(3, 8), torch.ones(3, 8)
+    assert len(model.remember_codes(first)) == 3
+    bank = model.remember_codes(second)
+    assert len(bank) == 5 and (bank[:3] == 1).all() and (bank[3:] == 0).all()  # newest first, oldest dropped
+    assert aegen.get_model("latentgan")(**TINY).remember_codes(first) is None  # default: the current minibatch only

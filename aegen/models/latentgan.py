@@ -59,6 +59,7 @@ class Preset:
     lambda_cont: float
     gan_steps: int = 1
     gan_lr: float | None = None  # None: lr
+    code_bank: int = 0
 
 
 PRESETS = {
@@ -154,6 +155,7 @@ class LatentGAN(GenerativeAE):
         code_momentum: float = 0.02,
         gan_steps: int | None = None,
         gan_lr: float | None = None,
+        code_bank: int | None = None,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.9),
         **kwargs,
@@ -188,6 +190,9 @@ class LatentGAN(GenerativeAE):
                 (paper presets: 1; generic: 8). More lets the latent GAN converge on small datasets
                 and short runs.
             gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic: 1e-3).
+            code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,
+                up to this many (0, the default: only the current minibatch), so several GAN updates
+                per minibatch do not all see the same real codes.
             lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
             betas: Adam betas (paper: 0.5, 0.9).
         """
@@ -218,6 +223,10 @@ class LatentGAN(GenerativeAE):
             raise ValueError(f"code_momentum must be in (0, 1], got {code_momentum}")
         self.standardize_codes, self.code_momentum = standardize_codes, code_momentum
         self.gan_steps, self.gan_lr = pick(gan_steps, p.gan_steps), pick(gan_lr, pick(p.gan_lr, lr))
+        self.code_bank_size = pick(code_bank, p.code_bank)
+        self._code_bank: Tensor | None = None
+        if self.code_bank_size < 0:
+            raise ValueError(f"code_bank must be >= 0, got {self.code_bank_size}")
         if self.gan_steps < 1 or self.gan_lr <= 0:
             raise ValueError(f"gan_steps must be at least 1 and gan_lr positive, got {self.gan_steps}, {self.gan_lr}")
         self.register_buffer("code_mean", torch.zeros(self.latent_dim))
@@ -418,6 +427,16 @@ class LatentGAN(GenerativeAE):
         with torch.no_grad():
             codes = self.encode(x)  # real codes for D: detached, the AE learns from reconstruction only
         self.update_code_stats(codes)
+        bank = self.remember_codes(codes)
         for _ in range(self.gan_steps):
-            gan = {**self.discriminator_phase(codes), **self.generator_phase(len(x))}
+            real = codes if bank is None else bank[self.randint(len(bank), len(codes))]
+            gan = {**self.discriminator_phase(real), **self.generator_phase(len(x))}
         return {**losses, **gan}
+
+    def remember_codes(self, codes: Tensor) -> Tensor | None:
+        """Add a minibatch's codes to the bank of recent codes (``code_bank``); None when it is off."""
+        if not self.code_bank_size:
+            return None
+        bank = codes if self._code_bank is None else torch.cat([codes, self._code_bank])
+        self._code_bank = bank[: self.code_bank_size]
+        return self._code_bank

@@ -134,8 +134,11 @@ def test_per_dimension_traversal_passes_through_the_image_code(name):
 
 def test_aegen_traverse_writes_the_category_sheet(capsys, tmp_path):
     ckpt = fit_cli(capsys, "--model", "latentgan", "--model.latent_dim", "8", "--model.width", "8",
-                   "--model.gan_steps", "1", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1",
-                   "--data.batch_size", "16")
+                   "--model.gan_steps", "1", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                   "--trainer.limit_val_batches", "1", "--data.batch_size", "16")
+    # validation matched the categories to the digit classes, and the checkpoint carries the match
+    assert sorted(aegen.load(ckpt).class_categories.tolist()) == list(range(10))
+    assert aegen.load(ckpt).sample_conditional(3, torch.tensor([0, 5, 9])).shape == (3, 1, 32, 32)
     assert main(["traverse", str(ckpt), "--out", "t.png", "--steps", "7"]) == 0
     from PIL import Image
 
@@ -158,3 +161,18 @@ def test_latentgan_code_bank_keeps_the_most_recent_codes():
     bank = model.remember_codes(second)
     assert len(bank) == 5 and (bank[:3] == 1).all() and (bank[3:] == 0).all()  # newest first, oldest dropped
     assert aegen.get_model("latentgan")(**TINY).remember_codes(first) is None  # default: the current minibatch only
+
+
+def test_latentgan_samples_classes_through_categories_matched_on_labelled_images():
+    model = aegen.get_model("latentgan")(**TINY, num_classes=4, num_categories=4).eval()
+    assert model.sample_conditional(3, torch.tensor([0, 1, 2])) is None  # nothing matched yet
+    labels = torch.arange(40) % 4
+    category_of = torch.tensor([2, 0, 3, 1])  # Q puts class k in category category_of[k], with 3 mistakes
+    clusters = category_of[labels].clone()
+    clusters[:3] = (clusters[:3] + 1) % 4
+    model.cluster_probs = lambda x: F.one_hot(clusters[x[:, 0, 0, 0].long()], 4).float()
+    images = torch.arange(40).float().view(40, 1, 1, 1).expand(40, 1, 32, 32)
+    assert model.match_categories(images, labels, batch_size=16).tolist() == category_of.tolist()
+    classes = torch.tensor([0, 1, 2, 3, 3])
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    torch.testing.assert_close(model.sample_conditional(5, classes, gen()), model.sample(5, gen(), category=category_of[classes]))

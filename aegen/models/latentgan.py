@@ -36,7 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scipy.optimize import linear_sum_assignment
+
 from aegen.losses import adversarial_loss, information_loss
+from aegen.metrics.clustering import contingency
 from aegen.models.base import GenerativeAE
 from aegen.nets import MLP, ConvDecoder, ConvEncoder
 from aegen.registry import register_model
@@ -232,6 +235,8 @@ class LatentGAN(GenerativeAE):
         self.register_buffer("code_mean", torch.zeros(self.latent_dim))
         self.register_buffer("code_std", torch.ones(self.latent_dim))
         self.register_buffer("code_stats_seen", torch.tensor(False))
+        # category of the first categorical code matched to each data class (-1: not matched yet)
+        self.register_buffer("class_categories", torch.full((self.hparams.num_classes or 0,), -1, dtype=torch.long))
 
         shape, width = self.img_shape, self.hparams.width
         if p.decoder is not None and shape[1] != 4 * 2 ** len(p.decoder):
@@ -333,6 +338,37 @@ class LatentGAN(GenerativeAE):
     def cluster_probs(self, x: Tensor) -> Tensor:
         """softmax(Q_cat(Enc(x))) (B, K): the paper's unsupervised classifier takes its argmax."""
         return self.cluster_logits(x).softmax(-1)
+
+    @torch.no_grad()
+    def match_categories(self, images: Tensor, labels: Tensor, batch_size: int = 256) -> Tensor:
+        """Match categories to classes one-to-one (Hungarian, on labelled images) for ``sample_conditional``.
+
+        Returns and stores ``class_categories`` (num_classes,): the category of each class (-1 for a
+        class left unmatched when there are fewer categories than classes).
+        """
+        clusters = torch.cat([self.cluster_probs(x.to(self.device)).argmax(1).cpu() for x in images.split(batch_size)])
+        table = contingency(clusters, labels, self.num_categories, len(self.class_categories))
+        categories, classes = linear_sum_assignment(table, maximize=True)
+        self.class_categories.fill_(-1)
+        self.class_categories[torch.as_tensor(classes)] = torch.as_tensor(categories, device=self.device)
+        return self.class_categories
+
+    def on_validation_epoch_end(self) -> None:
+        datamodule = self.trainer.datamodule
+        if len(self.class_categories) and datamodule is not None and not self.trainer.sanity_checking:
+            images, labels = datamodule.tensors("val")
+            classes = datamodule.class_labels(labels)
+            if classes is not None and len(classes):
+                self.match_categories(images, classes)
+
+    @torch.no_grad()
+    def sample_conditional(self, n: int, classes: Tensor | int, generator: torch.Generator | None = None) -> Tensor | None:
+        """Images of the given classes, generated with their matched categories (see ``match_categories``,
+        run on the validation split after every validation epoch); None before any match."""
+        classes = torch.as_tensor(classes, device=self.class_categories.device).long().expand(n)
+        if not len(self.class_categories) or int(self.class_categories[classes].min()) < 0:
+            return None
+        return self.sample(n, generator, category=self.class_categories[classes])
 
     @torch.no_grad()
     def traversal(

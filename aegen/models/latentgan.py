@@ -15,13 +15,17 @@ InfoGAN's variational bound on I(c; G(P, c)) (Eq. 3). Each minibatch runs three 
 in the GAN, so the autoencoder learns from reconstruction only. Samples decode G(P, c, u);
 clusters are argmax Q_cat(Enc(X)), the paper's unsupervised classifier.
 
-Architectures (``preset``): the paper's Table 2 (MNIST, 1x32x32), Table 3 (3D chairs, 64x64) and
-Table 4 (CelebA, 3x32x32), or ``generic``: aegen.nets' conv encoder/decoder for any supported
-image size and channel count with the MNIST setting's latent GAN. ``auto`` takes ``mnist`` for
-32x32 images with one channel and ``generic`` otherwise. Every size the preset fixes (code size,
-noise size, codes, MLP widths, lambdas) can be overridden by its own option.
+Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chairs``, 64x64) and
+Table 4 (``celeba``, 3x32x32), or the default ``generic``: aegen.nets' conv encoder/decoder for any
+supported image size and channel count, with a latent GAN sized for short CPU runs (16-d code and
+noise, 256-256 MLPs, lambda_disc 1, G/D learning rate 1e-3 and 8 GAN updates per minibatch).
+Every size a preset fixes can be overridden by its own option. Beyond the paper, options:
+``standardize_codes`` (on by default) runs the latent GAN on standardised codes, because the
+decoder's batch norm leaves the code scale arbitrary (a few hundredths with the Table 2 nets on
+digits, which starved D and Q); ``gan_steps``/``gan_lr``/``code_bank``; ``sample_conditional``
+maps categories to classes by Hungarian matching on the validation split.
 
-Choices where the paper is silent or inconsistent (all options): the decoder's final conv has one
+Choices where the paper is silent or inconsistent: the decoder's final conv has one
 channel per image channel (Table 2 prints 3 for MNIST); Table 3's batch-norm widths are typos for
 the conv widths; the chairs preset has 2 continuous codes, as Table 3's G input (190 =
 128 + 3 x 20 + 2) and Q head ("fc-o2") say, although the text mentions one; noisy labels are

@@ -26,11 +26,11 @@ from aegen.metrics.controllability import edit_scores, encode_all, factor_judges
 from aegen.metrics.disentanglement import dci, mig  # noqa: E402
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
-MODELS = {
-    "deae": {"blocks": BLOCKS},
-    "gsl": {"blocks": BLOCKS},
-    "vae (beta=4)": {"latent_dim": 20, "beta": 4.0},
-    "ae": {"latent_dim": 20},
+MODELS = {  # label -> (registered model, options)
+    "deae": ("deae", {"blocks": BLOCKS}),
+    "gsl": ("gsl", {"blocks": BLOCKS}),
+    "beta-vae": ("vae", {"latent_dim": 20, "beta": 4.0}),
+    "ae": ("ae", {"latent_dim": 20}),
 }
 
 
@@ -39,16 +39,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer steps (a few minutes per model on 2 CPU cores)")
     parser.add_argument("--out", help="write the results here as JSON")
     parser.add_argument("--root", default=None, help="data root (default: $AEGEN_DATA or ~/.cache/aegen/data)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="which models to compare")
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps per model (default: 250 with --quick, else 1500)")
+    parser.add_argument("--judge-steps", type=int, default=3000, help="at most this many steps per factor judge "
+                        "(aegen.metrics.judge's default 3000; judges are cached per dataset on first use)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    settings = {"subset": SUBSET, "image_size": 32, "num_items": 3000, "steps": 250 if args.quick else 1500,
+    settings = {"subset": SUBSET, "image_size": 32, "num_items": 3000, "steps": args.steps or (250 if args.quick else 1500), "judge_max_steps": args.judge_steps,
                 "batch_size": 16, "width": 8, "lr": 1e-3, "seed": 0, "dci_points": [2000, 1000]}
     clock = Clock()
     dm = fonts(args.root, subset=SUBSET, image_size=32, num_items=settings["num_items"], batch_size=settings["batch_size"])
-    judges = factor_judges(dm)
+    judges = factor_judges(dm, max_steps=args.judge_steps)
     results = {}
-    for label, options in MODELS.items():
-        name = label.split()[0]
+    for label in args.models:
+        name, options = MODELS[label]
         model = train_model(name, dm, settings["steps"], settings["seed"], width=settings["width"], lr=settings["lr"],
                             **options)
         row = edit_scores(model, dm, judges=judges, seed=settings["seed"])
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     for label, row in results.items():
         print(f"| {label} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
     result = {"results": results, "judge_test_accuracy": {k: j.meta["test_accuracy"] for k, j in judges.items()},
-              "settings": {**settings, "models": MODELS, "quick": args.quick}, **clock.elapsed()}
+              "settings": {**settings, "models": {m: MODELS[m] for m in args.models}, "quick": args.quick}, **clock.elapsed()}
     print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
     write(args.out, result)
     return result

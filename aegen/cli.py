@@ -209,7 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         args.checkpoint, out, metrics=args.metrics, num_samples=args.num_samples, seeds=args.seeds, seed=args.seed,
         inception_weights=args.inception_weights, data=args.data,
         data_options=_data_options(args.data, args.checkpoint, getattr(args, "data_args", [])),
-        interp_samples=args.interp_samples, num_reference=args.num_reference, device=args.device,
+        interp_samples=args.interp_samples, num_reference=args.num_reference,
+        disentangle_points=args.disentangle_points, device=args.device,
     )
     print(json.dumps(metrics, indent=2))
 
@@ -361,6 +362,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=50_000, help="generated images for sample quality (default 50000)")
     p.add_argument("--interp-samples", type=int, default=10_000, help="decoded midpoints for interp_fid_judge")
     p.add_argument("--num-reference", type=int, help="reference images from the training split (default: all)")
+    p.add_argument("--disentangle-points", type=int, default=10_000,
+                   help="training points of the disentanglement metrics, test points half (disentanglement_lib: 10000)")
     p.add_argument("--seeds", type=int, default=1, help="repeat sampling-based metrics over this many seeds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inception-weights", help="torch-fidelity's Inception weights file "

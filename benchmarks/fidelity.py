@@ -88,7 +88,7 @@ def main() -> None:
             return torch_fidelity.calculate_metrics(
                 input1=Tensors(fake), input2=Tensors(real), fid=True, isc=True, feature_extractor=extractor,
                 feature_extractor_weights_path=str(weights), cuda=args.device == "cuda", batch_size=64,
-                save_cpu_ram=True, cache=False, verbose=False)
+                save_cpu_ram=True, cache=False, verbose=False, rng_seed=0)
 
         times: dict[str, list[float]] = {"aegen": [], "direct": []}
         results = {}
@@ -108,7 +108,8 @@ def main() -> None:
     print(f"generating the samples up front (not in 'direct'): {generation:.2f} s; "
           f"ratio aegen/(direct + generation): {best['aegen'] / (best['direct'] + generation):.3f}")
     print(f"all times: {times}")
-    print(f"same numbers: {same} (fid {results['aegen'][f'fid{suffix}']:.4f}, is {results['aegen'][f'is{suffix}_mean']:.4f})")
+    print(f"same numbers: {same} (aegen fid {results['aegen'][f'fid{suffix}']:.6f}, is {results['aegen'][f'is{suffix}_mean']:.6f}; "
+          f"direct fid {results['direct']['frechet_inception_distance']:.6f}, is {results['direct']['inception_score_mean']:.6f})")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,14 @@ def test_callbacks_log_metrics_under_two_process_ddp(judged, tmp_path):
     for key in ("cluster_error_hungarian", "cluster_error_majority", "nmi", "ari"):
         assert -0.5 <= float(logged[f"val/{key}"]) <= 1, key
     assert "val/mig" not in logged  # digits has no factors: DisentanglementMetrics warns and skips
+
+
+def test_disentanglement_of_a_model_trained_on_fonts(capsys, tmp_path):
+    data = ["--data", "fonts", "--data.num_items", "400", "--data.subset", "{letter: 4, font: 2}"]
+    ckpt = fit_cli(capsys, "--model", "ae", *data, "--model.latent_dim", "8", "--model.width", "8",
+                   "--trainer.max_epochs", "1")
+    assert main(["evaluate", str(ckpt), "--out", "ev", "--metrics", "disentangle", "--disentangle-points", "200"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae_score", "sap"):
+        assert 0 <= out[key] <= 1, key
+    assert out["data"] == "fonts" and out["groups"] == ["disentangle"]

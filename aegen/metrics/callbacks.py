@@ -147,6 +147,8 @@ class SampleQuality(_EpochCallback):
     def prepare(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.metrics is not None:
             return
+        if getattr(trainer, "datamodule", None) is None:
+            raise AegenError("sample quality needs an aegen datamodule (its training split is the reference)")
         pool, logits, self.suffix = self._feature_nets(trainer)
         real = min(self.num_samples, split_size(trainer.datamodule, "train"))
         channels, height, width = pl_module.img_shape

@@ -36,10 +36,11 @@ def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 class VampVAE(VAE):
     """VAE with the VampPrior: a mixture of the posteriors of K learned pseudo-inputs (Tomczak & Welling)."""
 
-    def __init__(self, pseudo_inputs: int = 500, pseudo_mean: float = -0.9, pseudo_std: float = 0.02, **kwargs) -> None:
+    def __init__(self, pseudo_inputs: int = 100, pseudo_mean: float = -0.9, pseudo_std: float = 0.02, **kwargs) -> None:
         """
         Args:
-            pseudo_inputs: K, the number of pseudo-inputs (mixture components; the authors used 500).
+            pseudo_inputs: K, the number of pseudo-inputs (mixture components). The authors used 500 on
+                MNIST; 100 is our default because every step encodes all K (a 5x cheaper step on CPU).
             pseudo_mean: initial mean of the pseudo-input pixels (images in [-1, 1]).
             pseudo_std: initial standard deviation of the pseudo-input pixels.
         """

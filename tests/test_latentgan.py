@@ -176,3 +176,20 @@ def test_latentgan_samples_classes_through_categories_matched_on_labelled_images
     classes = torch.tensor([0, 1, 2, 3, 3])
     gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     torch.testing.assert_close(model.sample_conditional(5, classes, gen()), model.sample(5, gen(), category=category_of[classes]))
+
+
+def test_latentgan_ae_epochs_train_the_autoencoder_alone_first(tmp_path):
+    import pytorch_lightning as pl
+
+    from tests.test_models import TinyBatch
+
+    model = aegen.get_model("latentgan")(**TINY, ae_epochs=2, gan_steps=1)
+    gan_before = [p.detach().clone() for p in [*model.generator.parameters(), *model.discriminator.parameters()]]
+    enc_before = [p.detach().clone() for p in model.encoder.parameters()]
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, TinyBatch(batch_size=8))
+    gan_after = [*model.generator.parameters(), *model.discriminator.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(gan_before, gan_after))  # no GAN update during the AE epochs
+    assert not all(torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
+    assert trainer.global_step == 4  # 2 epochs x 2 batches, one autoencoder step each

@@ -163,6 +163,7 @@ class LatentGAN(GenerativeAE):
         gan_steps: int | None = None,
         gan_lr: float | None = None,
         code_bank: int | None = None,
+        ae_epochs: int = 0,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.9),
         **kwargs,
@@ -200,6 +201,8 @@ class LatentGAN(GenerativeAE):
             code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,
                 up to this many (0, the default: only the current minibatch), so several GAN updates
                 per minibatch do not all see the same real codes.
+            ae_epochs: train the autoencoder alone for this many epochs before the latent GAN starts
+                (paper: 0, both from the start), so the GAN does not chase codes that still move.
             lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
             betas: Adam betas (paper: 0.5, 0.9).
         """
@@ -232,6 +235,9 @@ class LatentGAN(GenerativeAE):
         self.gan_steps, self.gan_lr = pick(gan_steps, p.gan_steps), pick(gan_lr, pick(p.gan_lr, lr))
         self.code_bank_size = pick(code_bank, p.code_bank)
         self._code_bank: Tensor | None = None
+        if ae_epochs < 0:
+            raise ValueError(f"ae_epochs must be >= 0, got {ae_epochs}")
+        self.ae_epochs = ae_epochs
         if self.code_bank_size < 0:
             raise ValueError(f"code_bank must be >= 0, got {self.code_bank_size}")
         if self.gan_steps < 1 or self.gan_lr <= 0:
@@ -464,6 +470,8 @@ class LatentGAN(GenerativeAE):
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         losses = self.autoencoder_phase(x)
+        if self.current_epoch < self.ae_epochs:
+            return losses
         with torch.no_grad():
             codes = self.encode(x)  # real codes for D: detached, the AE learns from reconstruction only
         self.update_code_stats(codes)

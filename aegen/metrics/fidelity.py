@@ -191,6 +191,7 @@ def fidelity(
     ``precision``, ``recall``, ``f_score``) with ``suffix`` after the metric's name (``_judge``:
     ``fid_judge``, ``is_judge_mean``, ...). KID's
     subset size shrinks to the smaller input when that has fewer than ``kid_subset_size`` images.
+    Inception weights are resolved with ``inception_weights(weights)``: never downloaded.
     """
     unknown = set(metrics) - {"fid", "is", "kid", "pr"}
     if unknown:
@@ -198,6 +199,8 @@ def fidelity(
     needs_reference = bool({"fid", "kid", "pr"} & set(metrics))
     if needs_reference and reference is None:
         raise ValueError("FID, KID and precision/recall need reference images")
+    if feature_extractor == INCEPTION:
+        weights = inception_weights(weights)  # never let torch-fidelity download them
     sizes = [len(generated)] + ([len(reference)] if needs_reference else [])
     options: dict[str, Any] = dict(
         input1=generated,

@@ -35,7 +35,7 @@ from aegen.registry import register_model
 
 @register_model("infogan")
 class InfoGAN(GenerativeAE):
-    """InfoGAN: image GAN with a categorical and continuous codes recovered by Q; clusters = Q's category."""
+    """InfoGAN: image GAN whose categorical and continuous codes are recovered by Q; clusters = Q's category."""
 
     samples_from_code_gaussian = False
     #: encode/decode are Q and G, not trained to reconstruct: reconstruct() regenerates from inferred codes

@@ -155,3 +155,12 @@ def test_disentanglement_of_a_model_trained_on_fonts(capsys, tmp_path):
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae_score", "sap"):
         assert 0 <= out[key] <= 1, key
     assert out["data"] == "fonts" and out["groups"] == ["disentangle"]
+
+
+def test_judge_cache_key_ignores_loader_settings_but_not_data_settings(tmp_path):
+    from aegen.data.fonts import Fonts
+    from aegen.metrics.judge import dataset_key
+
+    base = dataset_key(Fonts(root=str(tmp_path)))
+    assert dataset_key(Fonts(root=str(tmp_path / "other"), batch_size=7, groups=True)) == base
+    assert dataset_key(Fonts(root=str(tmp_path), subset={"letter": 10})) != base

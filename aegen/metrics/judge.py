@@ -33,8 +33,8 @@ from aegen.errors import AegenError
 from aegen.metrics.splits import labelled_batches, split_size
 
 FEATURE_EXTRACTOR = "aegen-judge"
-#: datamodule settings that do not change the data (left out of a judge's cache key)
-LOADER_SETTINGS = ("root", "batch_size", "num_workers", "pin_memory", "device_cache")
+#: datamodule settings that do not change the images or labels (left out of a judge's cache key)
+LOADER_SETTINGS = ("root", "batch_size", "num_workers", "pin_memory", "device_cache", "groups")
 
 
 class JudgeNet(nn.Module):

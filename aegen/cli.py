@@ -155,6 +155,10 @@ def run_lightning(argv: list[str]) -> None:
         if cli.trainer.is_global_zero:
             print(f"run: {log_dir}")
             print(f"checkpoint: {path}")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Lightning leaves the process group up; gloo's threads alive at interpreter exit abort
+        # the process now and then ("terminate called without an active exception", exit -6)
+        torch.distributed.destroy_process_group()
 
 
 # ---------------------------------------------------------------------- other commands

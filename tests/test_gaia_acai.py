@@ -76,3 +76,20 @@ def test_acai_critic_regresses_alpha_and_interpolants_are_mixes():
     x_alpha, alpha = model.interpolants(z)
     assert x_alpha.shape == (6, 1, 32, 32) and ((0 <= alpha) & (alpha <= 0.5)).all()
     assert model.critic(x_alpha).shape == (6,)
+
+
+def test_gaia_on_celeba_files_then_attribute_sheet(capsys, tmp_path):
+    from PIL import Image
+
+    from aegen.cli import main
+    from tests.conftest import fit_cli
+    from tests.test_datasets import make_celeba
+
+    root = make_celeba(tmp_path / "faces").parent
+    ckpt = fit_cli(capsys, "--model", "gaia", "--data", "celeba", "--data.root", str(root), "--data.image_size", "64",
+                   "--data.batch_size", "4", "--model.width", "8", "--trainer.max_steps", "2",
+                   "--trainer.limit_val_batches", "1")
+    out = tmp_path / "attr.png"
+    assert main(["attribute", str(ckpt), "--attr", "Smiling", "--out", str(out)]) == 0
+    with Image.open(out) as sheet:
+        assert sheet.format == "PNG" and min(sheet.size) > 64

@@ -2,7 +2,7 @@
 
 Every model is trained for the same number of Adam steps with the same batch of anchors (16;
 deae/gsl also see one partner per factor per anchor) on the same unbiased fonts subset, with the
-same 20-d code. Then, on the test split: ``edit_acc_target`` / ``edit_acc_keep`` (per-factor
+same 20-d code. Then, on the test split: ``edit_acc_target`` / ``edit_acc_keep`` / ``edit_acc`` (per-factor
 judges read edited images; deae/gsl edit their factor blocks, ae and beta-VAE swap the code
 dimensions most informative of the factor: ``aegen.metrics.controllability``), ``recon_acc_keep``
 (the same judges on plain reconstructions), ``mig`` and ``dci_*``.
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--root", default=None, help="data root (default: $AEGEN_DATA or ~/.cache/aegen/data)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="which models to compare")
     parser.add_argument("--steps", type=int, default=None, help="Adam steps per model (default: 250 with --quick, else 1500)")
+    parser.add_argument("--width", type=int, default=8, help="conv width of every model (default 8)")
     parser.add_argument("--judge-steps", type=int, default=3000, help="at most this many steps per factor judge "
                         "(aegen.metrics.judge's default 3000; judges are cached per dataset on first use)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     settings = {"subset": SUBSET, "image_size": 32, "num_items": 3000, "steps": args.steps or (250 if args.quick else 1500), "judge_max_steps": args.judge_steps,
-                "batch_size": 16, "width": 8, "lr": 1e-3, "seed": 0, "dci_points": [2000, 1000]}
+                "batch_size": 16, "width": args.width, "lr": 1e-3, "seed": 0, "dci_points": [2000, 1000]}
     clock = Clock()
     dm = fonts(args.root, subset=SUBSET, image_size=32, num_items=settings["num_items"], batch_size=settings["batch_size"])
     judges = factor_judges(dm, max_steps=args.judge_steps)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
         row.update(dci(codes_train, train_y, codes_test, test_y, seed=settings["seed"]))
         results[label] = row
         print(label, {k: round(v, 4) for k, v in row.items() if "/" not in k}, flush=True)
-    keys = ["edit_acc_target", "edit_acc_keep", "recon_acc_keep", "mig", "dci_disentanglement", "dci_completeness",
+    keys = ["edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "mig", "dci_disentanglement", "dci_completeness",
             "dci_informativeness"]
     print("| model | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")

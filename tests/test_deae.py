@@ -174,8 +174,9 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path):
     assert set(judges) == set(dm.factor_names)
     assert (tmp_path / "data" / "judges").is_dir()
     scores = ctl.edit_scores(model, dm, judges=judges)
-    assert {"edit_acc_target", "edit_acc_keep", "recon_acc_keep", "edit_acc_keep/letter"} <= set(scores)
+    assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter"} <= set(scores)
     assert all(0 <= v <= 1 for v in scores.values())
+    assert scores["edit_acc"] <= min(scores["edit_acc_target"], scores["edit_acc_keep"]) + 1e-9
     assert main(["evaluate", str(ckpt), "--metrics", "edit,disentangle", "--out", "ev"]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert {"edit_acc_target", "edit_acc_keep", "mig", "dci_disentanglement"} <= set(metrics)

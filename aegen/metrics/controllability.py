@@ -15,9 +15,12 @@
 - ``edit_scores``: for every factor k with a block, each test image gets block k from another
   test image with a different value of k. ``edit_acc_target``: share of edits whose judge-k
   reading is the source's value; ``edit_acc_keep``: share of edits where the judges of every
-  other factor read the original image's values. Both averaged over factors, with per-factor
-  entries ``edit_acc_target/<factor>`` and ``edit_acc_keep/<factor>``, and ``recon_acc_keep``
-  (the same "every factor read right" on plain reconstructions: the ceiling of ``edit_acc_keep``).
+  other factor read the original image's values; ``edit_acc``: share of edits where both hold
+  (a model that barely changes its images scores a high ``edit_acc_keep`` and a low
+  ``edit_acc_target``; ``edit_acc`` rewards only edits that do what was asked). All averaged over
+  factors, with per-factor entries ``edit_acc_target/<factor>``, ``edit_acc_keep/<factor>`` and
+  ``edit_acc/<factor>``, and ``recon_acc_keep`` (the same "every factor read right" on plain
+  reconstructions: the ceiling of ``edit_acc_keep``).
 """
 
 from __future__ import annotations
@@ -175,7 +178,7 @@ def edit_scores(
         return torch.stack([judges[name].predict(decoded) for name in names], dim=1)
 
     out: dict[str, float] = {"recon_acc_keep": (reads(decode_all(model, codes)) == factors).all(1).float().mean().item()}
-    targets, keeps = [], []
+    targets, keeps, boths = [], [], []
     for k, name in enumerate(names):
         if name not in blocks:
             continue
@@ -187,13 +190,16 @@ def edit_scores(
         decoded = decode_all(model, edit_codes(codes[ok], codes[source], blocks[name]))
         read = reads(decoded)
         others = [j for j in range(len(names)) if j != k]
-        target = (read[:, k] == factors[source, k]).float().mean().item()
-        keep = (read[:, others] == factors[ok][:, others]).all(1).float().mean().item()
-        out[f"edit_acc_target/{name}"], out[f"edit_acc_keep/{name}"] = target, keep
+        hit = read[:, k] == factors[source, k]
+        kept = (read[:, others] == factors[ok][:, others]).all(1)
+        target, keep, both = (v.float().mean().item() for v in (hit, kept, hit & kept))
+        out[f"edit_acc_target/{name}"], out[f"edit_acc_keep/{name}"], out[f"edit_acc/{name}"] = target, keep, both
         targets.append(target)
         keeps.append(keep)
+        boths.append(both)
     if not targets:
         raise AegenError("no factor of the data varies in the test split, so nothing can be edited")
     out["edit_acc_target"] = float(np.mean(targets))
     out["edit_acc_keep"] = float(np.mean(keeps))
+    out["edit_acc"] = float(np.mean(boths))
     return out

@@ -11,6 +11,7 @@ the wall time, and writes every number to ``--out``.
 
     python experiments/clustering_digits.py                 # 3 models x 5 seeds x 30 epochs
     python experiments/clustering_digits.py --epochs 5 --seeds 1 --models latentgan
+    python experiments/clustering_digits.py --models latentgan --seeds 3 --model-args '{"gan_steps": 16}'
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from aegen.metrics.clustering import cluster_errors, clustering_metrics, fit_kme
 KEYS = ("cluster_error_hungarian", "cluster_error_majority", "cluster_error_aae", "nmi", "ari")
 
 
-def train(name: str, seed: int, epochs: int) -> tuple[dict[str, float], float]:
+def train(name: str, seed: int, epochs: int, options: dict | None = None) -> tuple[dict[str, float], float]:
     pl.seed_everything(seed, verbose=False)
     dm = aegen.get_data("digits")()
-    model = aegen.get_model(name)(img_shape=dm.img_shape, num_classes=dm.num_classes)
+    model = aegen.get_model(name)(img_shape=dm.img_shape, num_classes=dm.num_classes, **(options or {}))
     start = time.perf_counter()
     pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, limit_val_batches=0).fit(model, dm)
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--model-args", type=json.loads, default={},
+                        help='JSON options for every model, e.g. \'{"gan_steps": 16}\' (default: none)')
     parser.add_argument("--out", default="experiments/results/clustering_digits.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,7 +77,7 @@ def main() -> None:
     for name in filter(None, args.models.split(",")):
         results[name] = {"runs": [], "seconds": []}
         for seed in range(args.seeds):
-            metrics, seconds = train(name, seed, args.epochs)
+            metrics, seconds = train(name, seed, args.epochs, args.model_args)
             results[name]["runs"].append(metrics)
             results[name]["seconds"].append(seconds)
             print(f"{name} seed {seed}: hungarian {metrics['cluster_error_hungarian']:.3f} ({seconds:.0f} s)", flush=True)

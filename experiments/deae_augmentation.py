@@ -22,11 +22,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, accuracy, fonts, split, synthesise, train_classifier, train_model, write  # noqa: E402
+from deae_common import BLOCKS, Clock, fonts, with_and_without_syntheses, write  # noqa: E402
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 STYLE = ["font", "size", "font_colour", "background_colour"]
@@ -53,31 +52,11 @@ def main(argv: list[str] | None = None) -> dict:
     # the small training set: the first train_items of the (seeded, shuffled) training split
     images, factors = dm.split("train")
     dm._splits = {**dm._splits, "train": (images[: settings["train_items"]], factors[: settings["train_items"]])}
-    train_x, train_y = split(dm, "train")
-    test_x, test_y = split(dm, "test")
-    baseline, augmented = [], []
-    model = None
-    for seed in settings["seeds"]:
-        if model is None or settings["deae_per_seed"]:
-            model = train_model("deae", dm, settings["deae_steps"], seed, width=settings["deae_width"],
-                                blocks=BLOCKS, lr=settings["deae_lr"])
-        syn_x, syn_y = synthesise(model, train_x, train_y, torch.arange(len(train_x)), STYLE, settings["copies"], seed)
-        net = train_classifier(train_x, train_y[:, 0], dm.num_classes, settings["classifier_steps"], seed)
-        baseline.append(accuracy(net, test_x, test_y[:, 0]))
-        net = train_classifier(torch.cat([train_x, syn_x]), torch.cat([train_y[:, 0], syn_y[:, 0]]), dm.num_classes,
-                               settings["classifier_steps"], seed)
-        augmented.append(accuracy(net, test_x, test_y[:, 0]))
-        print(f"seed {seed}: baseline {baseline[-1]:.4f}  augmented {augmented[-1]:.4f}", flush=True)
-    result = {
-        "baseline_acc": float(np.mean(baseline)), "augmented_acc": float(np.mean(augmented)),
-        "baseline_acc_std": float(np.std(baseline, ddof=1)), "augmented_acc_std": float(np.std(augmented, ddof=1)),
-        "baseline_acc_per_seed": baseline, "augmented_acc_per_seed": augmented,
-        "train_items": len(train_x), "synthesised_items": len(train_x) * settings["copies"], "test_items": len(test_x),
-        "settings": {**settings, "quick": args.quick}, **clock.elapsed(),
-    }
+    result = with_and_without_syntheses(dm, settings, STYLE, ("baseline_acc", "augmented_acc"))
+    result.update(settings={**settings, "quick": args.quick}, **clock.elapsed())
     print("| classifier trained on | test accuracy (mean ± std over seeds) |")
     print("|---|---|")
-    print(f"| {len(train_x)} real fonts images | {result['baseline_acc']:.4f} ± {result['baseline_acc_std']:.4f} |")
+    print(f"| {result['train_items']} real fonts images | {result['baseline_acc']:.4f} ± {result['baseline_acc_std']:.4f} |")
     print(f"| real + {result['synthesised_items']} DEAE syntheses | {result['augmented_acc']:.4f} ± {result['augmented_acc_std']:.4f} |")
     print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
     write(args.out, result)

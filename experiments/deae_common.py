@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -89,6 +90,35 @@ def accuracy(net: JudgeNet, images: torch.Tensor, letters: torch.Tensor) -> floa
 def split(datamodule, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     images, factors = datamodule.split(name)
     return from_uint8(images), factors
+
+
+def with_and_without_syntheses(dm, settings: dict[str, Any], swapped: list[str], keys: tuple[str, str],
+                               **deae_options: Any) -> dict[str, Any]:
+    """The scripts' common study. For each seed in ``settings["seeds"]``: train DEAE on the training
+    split (once, or once per seed with ``deae_per_seed``), synthesise ``copies`` images per training
+    image with the ``swapped`` blocks taken from random training images, and train a letter
+    classifier on the real images alone (``keys[0]``) and with the syntheses (``keys[1]``); both are
+    scored on the test split. Returns means, sample standard deviations, per-seed accuracies and sizes.
+    """
+    train_x, train_y = split(dm, "train")
+    test_x, test_y = split(dm, "test")
+    scores: dict[str, list[float]] = {key: [] for key in keys}
+    model = None
+    for seed in settings["seeds"]:
+        if model is None or settings["deae_per_seed"]:
+            model = train_model("deae", dm, settings["deae_steps"], seed, width=settings["deae_width"],
+                                blocks=BLOCKS, lr=settings["deae_lr"], **deae_options)
+        syn_x, syn_y = synthesise(model, train_x, train_y, torch.arange(len(train_x)), swapped, settings["copies"], seed)
+        for key, (x, y) in zip(keys, [(train_x, train_y), (torch.cat([train_x, syn_x]), torch.cat([train_y, syn_y]))]):
+            net = train_classifier(x, y[:, 0], dm.num_classes, settings["classifier_steps"], seed)
+            scores[key].append(accuracy(net, test_x, test_y[:, 0]))
+        print(f"seed {seed}: " + "  ".join(f"{key.removesuffix('_acc')} {v[-1]:.4f}" for key, v in scores.items()), flush=True)
+    return {
+        **{key: float(np.mean(v)) for key, v in scores.items()},
+        **{f"{key}_std": float(np.std(v, ddof=1)) for key, v in scores.items()},
+        **{f"{key}_per_seed": v for key, v in scores.items()},
+        "train_items": len(train_x), "synthesised_items": len(train_x) * settings["copies"], "test_items": len(test_x),
+    }
 
 
 def write(out: str | None, result: dict[str, Any]) -> None:

@@ -23,11 +23,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, accuracy, fonts, split, synthesise, train_classifier, train_model, write  # noqa: E402
+from deae_common import BLOCKS, Clock, fonts, with_and_without_syntheses, write  # noqa: E402
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 
@@ -50,33 +49,12 @@ def main(argv: list[str] | None = None) -> dict:
     clock = Clock()
     dm = fonts(args.root, subset=SUBSET, bias=settings["bias"], image_size=32, num_items=settings["num_items"],
                batch_size=settings["deae_batch_size"])
-    train_x, train_y = split(dm, "train")
-    test_x, test_y = split(dm, "test")
-    biased, debiased = [], []
-    model = None
-    for seed in settings["seeds"]:
-        if model is None or settings["deae_per_seed"]:
-            model = train_model("deae", dm, settings["deae_steps"], seed, width=settings["deae_width"],
-                                blocks=BLOCKS, lr=settings["deae_lr"], explore=settings["explore"])
-        # donors: any training image; the background block comes from it, the letter stays
-        syn_x, syn_y = synthesise(model, train_x, train_y, torch.arange(len(train_x)), ["background_colour"],
-                                  settings["copies"], seed)
-        net = train_classifier(train_x, train_y[:, 0], dm.num_classes, settings["classifier_steps"], seed)
-        biased.append(accuracy(net, test_x, test_y[:, 0]))
-        net = train_classifier(torch.cat([train_x, syn_x]), torch.cat([train_y[:, 0], syn_y[:, 0]]), dm.num_classes,
-                               settings["classifier_steps"], seed)
-        debiased.append(accuracy(net, test_x, test_y[:, 0]))
-        print(f"seed {seed}: biased {biased[-1]:.4f}  debiased {debiased[-1]:.4f}", flush=True)
-    result = {
-        "biased_acc": float(np.mean(biased)), "debiased_acc": float(np.mean(debiased)),
-        "biased_acc_std": float(np.std(biased, ddof=1)), "debiased_acc_std": float(np.std(debiased, ddof=1)),
-        "biased_acc_per_seed": biased, "debiased_acc_per_seed": debiased,
-        "train_items": len(train_x), "synthesised_items": len(train_x) * settings["copies"], "test_items": len(test_x),
-        "settings": {**settings, "quick": args.quick}, **clock.elapsed(),
-    }
+    result = with_and_without_syntheses(dm, settings, ["background_colour"], ("biased_acc", "debiased_acc"),
+                                        explore=settings["explore"])
+    result.update(settings={**settings, "quick": args.quick}, **clock.elapsed())
     print("| classifier trained on | unbiased test accuracy (mean ± std over seeds) |")
     print("|---|---|")
-    print(f"| biased fonts ({len(train_x)} images) | {result['biased_acc']:.4f} ± {result['biased_acc_std']:.4f} |")
+    print(f"| biased fonts ({result['train_items']} images) | {result['biased_acc']:.4f} ± {result['biased_acc_std']:.4f} |")
     print(f"| biased + DEAE de-biasing syntheses | {result['debiased_acc']:.4f} ± {result['debiased_acc_std']:.4f} |")
     print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
     write(args.out, result)

@@ -79,6 +79,9 @@ def _num_devices(trainer: dict[str, Any]) -> int:
     return count * int(trainer.get("num_nodes") or 1)
 
 
+LAST_CHECKPOINT = "last"  # runs/<model>-<data>/version_N/checkpoints/last.ckpt: the latest epoch's weights
+
+
 class AegenCLI(LightningCLI):
     """LightningCLI with aegen's defaults: run directories, checkpoints, image sheets, DDP settings."""
 
@@ -87,13 +90,17 @@ class AegenCLI(LightningCLI):
                             help="metrics loggers: CSV always, plus TensorBoard or wandb (offline without an API key)")
         parser.link_arguments("data.img_shape", "model.init_args.img_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        # two checkpoints per run: the best by val/loss, and last.ckpt after every epoch (since
+        # Lightning 2.5, ModelCheckpoint(save_last=True) rewrites last.ckpt only with a new best)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/loss",
             "checkpoint.mode": "min",
-            "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
             "checkpoint.auto_insert_metric_name": False,
+            "last_checkpoint.filename": LAST_CHECKPOINT,
+            "last_checkpoint.enable_version_counter": False,
         })
         parser.add_lightning_class_args(ImageSheets, "images")
 
@@ -150,8 +157,8 @@ def run_lightning(argv: list[str]) -> None:
     )
     if command == "fit":
         log_dir = cli.trainer.log_dir  # a collective under DDP: every rank asks
-        callback = cli.trainer.checkpoint_callback
-        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        path = next((c.best_model_path for c in cli.trainer.checkpoint_callbacks
+                     if getattr(c, "filename", None) == LAST_CHECKPOINT), "")
         if cli.trainer.is_global_zero:
             print(f"run: {log_dir}")
             print(f"checkpoint: {path}")

@@ -85,6 +85,14 @@ def test_runs_are_never_overwritten_and_configs_replay(capsys):
     assert first.is_file() and second.is_file()
 
 
+def test_last_checkpoint_is_the_final_epoch_even_without_a_new_best(capsys):
+    # mode max: the first epoch's (highest) val/loss stays the "best", so no later epoch is a new best
+    last = fit_cli(capsys, "--model", "ae", *TINY, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2",
+                   "--trainer.limit_val_batches", "1", "--checkpoint.mode", "max")
+    assert last.name == "last.ckpt" and torch.load(last, weights_only=True)["epoch"] == 2
+    assert len(list(last.parent.glob("best-*.ckpt"))) == 1
+
+
 def test_missing_corrupt_foreign_and_code_carrying_checkpoints_are_refused(capsys, tmp_path):
     assert "no checkpoint at" in _error(capsys, ["evaluate", "missing.ckpt"])
 

@@ -223,7 +223,7 @@ def disentangle_group(ev: Evaluation) -> dict[str, float]:
 
 @metric_group("edit", skip_reason=_no_factors)
 def edit_group(ev: Evaluation) -> dict[str, float]:
-    """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``."""
+    """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc``."""
     from aegen.metrics.controllability import edit_scores
 
     return edit_scores(ev.model, ev.datamodule, seed=ev.seed)

@@ -106,6 +106,19 @@ def test_download_happens_only_when_asked(tmp_path, monkeypatch):
     assert calls == [(str(tmp_path / "data"), True)] and len(dm.split("test")[0]) == 10
 
 
+def test_a_failed_download_gets_one_line_that_says_what_to_do(monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(AegenError, match="could not fetch the files .*no route to host.*place them under .* by hand"):
+        get_data("mnist")(download=True).setup()
+
+
 def test_mnist_trains_through_aegen_fit_with_device_cache(capsys, tmp_path):
     make_mnist(tmp_path / "data")
     ckpt = fit_cli(capsys, *TINY_FIT, "--data", "mnist", "--data.device_cache", "true")

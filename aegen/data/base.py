@@ -302,11 +302,18 @@ class TrainTestDataModule(AEDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
+            self._download()
+
+    def _download(self) -> None:
+        try:
             self.fetch()
+        except OSError as err:  # URLError, DNS failures, timeouts: offline machines and clusters
+            raise AegenError(f"{self.registry_name}: --data.download true could not fetch the files ({err}); "
+                             f"place them under {self.root} by hand and run without --data.download") from None
 
     def load_splits(self) -> dict[str, Split]:
         if self.download and self.trainer is None:
-            self.fetch()  # outside a Trainer nobody calls prepare_data
+            self._download()  # outside a Trainer nobody calls prepare_data
         (train_x, train_y), (test_x, test_y) = self.load_train_test()
         train_x, test_x = resize_uint8(train_x, self.image_size), resize_uint8(test_x, self.image_size)
         fit, val = random_split_indices(len(train_x), (1 - self.val_fraction, self.val_fraction), self.split_seed)

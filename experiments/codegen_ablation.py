@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from codegen_digits import aegen  # noqa: E402  (the CLI in a subprocess, one thread)
 
 #: (row name, learned_prior, perceptual_loss, decoder_in_both_phases): the paper's incremental rows
 ROWS = [
@@ -29,14 +30,6 @@ ROWS = [
     ("A + B", True, True, False),
     ("A + B + C", True, True, True),
 ]
-
-
-def aegen(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-m", "aegen", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"aegen {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result.stdout
 
 
 def run(row: tuple, args: argparse.Namespace, out: Path) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, fonts, with_and_without_syntheses, write  # noqa: E402
+from deae_common import BLOCKS, Clock, fonts, report, with_and_without_syntheses  # noqa: E402
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 STYLE = ["font", "size", "font_colour", "background_colour"]
@@ -54,13 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     dm._splits = {**dm._splits, "train": (images[: settings["train_items"]], factors[: settings["train_items"]])}
     result = with_and_without_syntheses(dm, settings, STYLE, ("baseline_acc", "augmented_acc"))
     result.update(settings={**settings, "quick": args.quick}, **clock.elapsed())
-    print("| classifier trained on | test accuracy (mean ± std over seeds) |")
-    print("|---|---|")
-    print(f"| {result['train_items']} real fonts images | {result['baseline_acc']:.4f} ± {result['baseline_acc_std']:.4f} |")
-    print(f"| real + {result['synthesised_items']} DEAE syntheses | {result['augmented_acc']:.4f} ± {result['augmented_acc_std']:.4f} |")
-    print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
-    write(args.out, result)
-    return result
+    return report(result, "test accuracy", {f"{result['train_items']} real fonts images": "baseline_acc",
+                  f"real + {result['synthesised_items']} DEAE syntheses": "augmented_acc"}, args.out)
 
 
 if __name__ == "__main__":

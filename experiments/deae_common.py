@@ -121,6 +121,17 @@ def with_and_without_syntheses(dm, settings: dict[str, Any], swapped: list[str],
     }
 
 
+def report(result: dict[str, Any], header: str, rows: dict[str, str], out: str | None) -> dict[str, Any]:
+    """Print a study's table (``rows``: label -> result key, mean ± std over seeds) and timings; write the JSON."""
+    print(f"| classifier trained on | {header} (mean ± std over seeds) |")
+    print("|---|---|")
+    for label, key in rows.items():
+        print(f"| {label} | {result[key]:.4f} ± {result[key + '_std']:.4f} |")
+    print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
+    write(out, result)
+    return result
+
+
 def write(out: str | None, result: dict[str, Any]) -> None:
     text = json.dumps(result, indent=2)
     if out:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, fonts, with_and_without_syntheses, write  # noqa: E402
+from deae_common import BLOCKS, Clock, fonts, report, with_and_without_syntheses  # noqa: E402
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 
@@ -52,13 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = with_and_without_syntheses(dm, settings, ["background_colour"], ("biased_acc", "debiased_acc"),
                                         explore=settings["explore"])
     result.update(settings={**settings, "quick": args.quick}, **clock.elapsed())
-    print("| classifier trained on | unbiased test accuracy (mean ± std over seeds) |")
-    print("|---|---|")
-    print(f"| biased fonts ({result['train_items']} images) | {result['biased_acc']:.4f} ± {result['biased_acc_std']:.4f} |")
-    print(f"| biased + DEAE de-biasing syntheses | {result['debiased_acc']:.4f} ± {result['debiased_acc_std']:.4f} |")
-    print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
-    write(args.out, result)
-    return result
+    return report(result, "unbiased test accuracy", {f"biased fonts ({result['train_items']} images)": "biased_acc",
+                  "biased + DEAE de-biasing syntheses": "debiased_acc"}, args.out)
 
 
 if __name__ == "__main__":

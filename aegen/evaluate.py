@@ -97,17 +97,19 @@ class Evaluation:
 
         return self.cached("judge", make)
 
-    def encoded(self, split: str, limit: int | None = None) -> clustering.CodeSplit:
-        """Codes, cluster-head probabilities and class labels of (a seeded random subset of) a split."""
+    def encoded(self, split: str, limit: int | None = None, pixels: bool = False) -> clustering.CodeSplit:
+        """Codes, cluster-head probabilities and class labels of (a seeded random subset of) a split;
+        ``pixels``: the raw pixels as codes, without a cluster head."""
 
         def make() -> clustering.CodeSplit:
             generator = torch.Generator().manual_seed(1234) if limit is not None else None
-            parts = [clustering.encode_split(self.model, x, y, self.batch_size)
+            model = clustering.Pixels() if pixels else self.model
+            parts = [clustering.encode_split(model, x, y, self.batch_size)
                      for x, y in labelled_batches(self.datamodule, split, self.batch_size, limit, generator)]
             probs = None if parts[0].probs is None else torch.cat([p.probs for p in parts])
             return clustering.CodeSplit(torch.cat([p.codes for p in parts]), probs, torch.cat([p.labels for p in parts]))
 
-        return self.cached(("encoded", split, limit), make)
+        return self.cached(("encoded", split, limit, pixels), make)
 
     def inception(self) -> dict[str, float]:
         """One torch-fidelity call for every requested Inception group, per seed."""
@@ -202,7 +204,11 @@ def cluster_group(ev: Evaluation) -> dict[str, float]:
     train = classes(ev.encoded("train", limit=20_000))
     out = clustering.clustering_scores(test, val, train, ev.datamodule.num_classes, ev.seed)
     ev.info.update(cluster_source=out.pop("cluster_source"), num_clusters=out.pop("num_clusters"))
-    return out
+    # the floor, on the same images: k-means (as many clusters as classes) on the raw pixels
+    pixels = [classes(ev.encoded(split, limit, pixels=True)) for split, limit in (("test", None), ("val", None),
+                                                                                  ("train", 20_000))]
+    floor = clustering.clustering_scores(*pixels, ev.datamodule.num_classes, ev.seed, probe=False)
+    return {**out, **{f"kmeans_pixels_{k}": v for k, v in floor.items() if k not in ("cluster_source", "num_clusters")}}
 
 
 def _no_factors(ev: Evaluation) -> str | None:

@@ -58,6 +58,9 @@ def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint
         assert 0 <= saved[key] <= 1, key
     assert saved["cluster_error_majority"] <= saved["cluster_error_hungarian"]
     assert saved["probe_acc"] > 0.5  # even a barely trained AE's codes separate digits linearly
+    # the floor on the same images: k-means on digits' pixels errs on about a fifth (random: ~0.9)
+    assert 0.05 < saved["kmeans_pixels_cluster_error_hungarian"] < 0.3 and "kmeans_pixels_probe_acc" not in saved
+    assert 0 <= saved["kmeans_pixels_cluster_error_majority"] <= saved["kmeans_pixels_cluster_error_hungarian"]
     for key in ("fid_judge", "kid_judge_std", "interp_fid_judge", "psnr"):
         assert saved[key] > 0, key
     assert saved["is_judge_mean"] >= 1 and saved["kid_judge_mean"] > -1

@@ -193,3 +193,56 @@ def test_latentgan_ae_epochs_train_the_autoencoder_alone_first(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(gan_before, gan_after))  # no GAN update during the AE epochs
     assert not all(torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
     assert trainer.global_step == 4  # 2 epochs x 2 batches, one autoencoder step each
+
+
+def test_latentgan_keeps_the_restart_whose_q_is_most_informative_on_real_codes():
+    model = aegen.get_model("latentgan")(**TINY, num_categories=4, restarts=3)
+    assert len(model.generators) == len(model.discriminators) == 3 and model.kept == 0
+    # this epoch's Q(c | Enc(X)) on two real codes, per restart: 0 is confident but puts both codes
+    # in one category (I = 0), 1 is confident and balanced (I = log 2), 2 is unsure (I = 0)
+    per_restart = [torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]), torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]),
+                   torch.full((2, 4), 0.25)]
+    for i, probs in enumerate(per_restart):
+        model.record_clusters(i, probs.clamp_min(1e-30).log())
+    torch.testing.assert_close(model.cluster_information(), torch.tensor([0.0, math.log(2), 0.0]), atol=1e-5, rtol=0)
+    model.keep_most_informative()
+    assert model.kept == 1 and model.generator is model.generators[1] and model.discriminator is model.discriminators[1]
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    z = model.to_gan_space(model.encode(x))
+    torch.testing.assert_close(model.cluster_logits(x), model.discriminators[1](z)[1][0])
+    # the paper's single latent GAN records nothing and keeps restart 0
+    single = aegen.get_model("latentgan")(**TINY, preset="generic", restarts=1)
+    single.record_clusters(0, torch.zeros(2, 10))
+    assert single.cluster_information() is None and single.kept == 0
+
+
+def test_latentgan_trains_every_restart_and_records_its_clusters():
+    import pytorch_lightning as pl
+
+    from tests.test_models import TinyBatch
+
+    model = aegen.get_model("latentgan")(**TINY, restarts=2, gan_steps=1)
+    before = [p.detach().clone() for p in [*model.generators.parameters(), *model.discriminators.parameters()]]
+    seen = []
+    model.on_train_epoch_end = lambda: seen.append(model.q_sums.clone())  # noqa: E731  (the sums before the reset)
+    pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, limit_val_batches=0).fit(model, TinyBatch(batch_size=8))
+    after = [*model.generators.parameters(), *model.discriminators.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every restart's G and D/Q learned
+    (sums,) = seen
+    assert sums[:, -1].tolist() == [16.0, 16.0]  # 2 batches of 8 real codes per restart
+    torch.testing.assert_close(sums[:, :-2].sum(1), sums[:, -1])  # Q's probabilities sum to one per code
+
+
+def test_latentgan_restarts_are_chosen_from_every_process_under_ddp(tmp_path):
+    from tests.conftest import run_aegen
+
+    result = run_aegen("fit", "--model", "latentgan", "--model.width", "8", "--model.restarts", "2", "--model.gan_steps", "1",
+                       "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.max_epochs", "2",
+                       "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--data.batch_size", "16",
+                       "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics,) = (tmp_path / "runs").glob("*/version_*/metrics.csv")
+    header, *rows = [line.split(",") for line in metrics.read_text().splitlines()]
+    kept = [row[header.index("train/kept_restart")] for row in rows if row[header.index("train/kept_restart")]]
+    assert len(kept) == 2 and set(kept) <= {"0.0", "1.0"}  # one choice per epoch, from the summed statistics

@@ -57,6 +57,21 @@ def head_probs(model, images: Tensor, batch_size: int = 256) -> Tensor | None:
     return torch.cat([model.cluster_probs(x.to(model.device)).float().cpu() for x in images.split(batch_size)])
 
 
+class Pixels:
+    """A stand-in model whose codes are the raw pixels and which has no cluster head: k-means on
+    its codes is k-means on the images, the floor of the LatentGAN paper's Table 1."""
+
+    device = torch.device("cpu")
+
+    @staticmethod
+    def encode(x: Tensor) -> Tensor:
+        return x.flatten(1)
+
+    @staticmethod
+    def cluster_probs(x: Tensor) -> None:
+        return None
+
+
 def fit_kmeans(codes: Tensor, num_clusters: int, seed: int = 0) -> KMeans:
     """k-means (scikit-learn, k-means++, 10 restarts, fixed seed) fitted to codes (N, D)."""
     if num_clusters < 1 or num_clusters > len(codes):
@@ -221,13 +236,14 @@ def clustering_scores(
     train: CodeSplit | None = None,
     num_clusters: int | None = None,
     seed: int = 0,
+    probe: bool = True,
 ) -> dict[str, Any]:
     """All clustering numbers from encoded splits, each split clustered consistently.
 
     With cluster-head probabilities the clusters are their argmax; otherwise k-means with
     ``num_clusters`` is fitted on the training codes (else the test codes) and assigns every
     split. Adds ``cluster_error_aae`` when ``val`` is given and ``probe_acc`` when ``train`` is
-    given, plus ``num_clusters`` and ``cluster_source`` ("head" or "kmeans").
+    given (and ``probe``), plus ``num_clusters`` and ``cluster_source`` ("head" or "kmeans").
     """
     out: dict[str, Any] = {}
     if test.probs is not None:
@@ -244,7 +260,7 @@ def clustering_scores(
         out["cluster_source"] = "kmeans"
     out["num_clusters"] = int(k)
     out.update(cluster_errors(clusters, test.labels, None, None if val is None else val.labels, val_confidence))
-    if train is not None:
+    if train is not None and probe:
         out["probe_acc"] = probe_accuracy(train.codes, train.labels, test.codes, test.labels, seed)
     return out
 

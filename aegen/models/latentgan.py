@@ -18,8 +18,11 @@ clusters are argmax Q_cat(Enc(X)), the paper's unsupervised classifier.
 Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chairs``, 64x64) and
 Table 4 (``celeba``, 3x32x32), or the default ``generic``: aegen.nets' conv encoder/decoder for any
 supported image size and channel count, with a latent GAN sized for short CPU runs (16-d code and
-noise, 256-256 MLPs, lambda_disc 1, G/D learning rate 1e-3 and 8 GAN updates per minibatch).
-Every size a preset fixes can be overridden by its own option. Beyond the paper, options:
+noise, 256-256 MLPs, lambda_disc 1, G/D learning rate 1e-3, 8 GAN updates per minibatch and 8
+restarts). Every size a preset fixes can be overridden by its own option. Beyond the paper, options:
+``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
+is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
+clusters vary a lot with the seed; paper presets: 1);
 ``standardize_codes`` (on by default) runs the latent GAN on standardised codes, because the
 decoder's batch norm leaves the code scale arbitrary (a few hundredths with the Table 2 nets on
 digits, which starved D and Q); ``gan_steps``/``gan_lr``/``code_bank``; ``sample_conditional``
@@ -67,6 +70,7 @@ class Preset:
     gan_steps: int = 1
     gan_lr: float | None = None  # None: lr
     code_bank: int = 0
+    restarts: int = 1
 
 
 PRESETS = {
@@ -79,8 +83,10 @@ PRESETS = {
     "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
     # any image size and channel count, CPU-friendly: aegen.nets' conv nets, a small latent GAN with
-    # a 16-d noise, lambda_disc 1, and 8 faster GAN updates per minibatch (tuned on digits)
-    "generic": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3),
+    # a 16-d noise, lambda_disc 1, 8 faster GAN updates per minibatch (tuned on digits), and 8
+    # latent GANs trained side by side, keeping the one whose Q has the most information on Enc(X)
+    "generic": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
+                      restarts=8),
 }
 
 
@@ -163,6 +169,7 @@ class LatentGAN(GenerativeAE):
         gan_steps: int | None = None,
         gan_lr: float | None = None,
         code_bank: int | None = None,
+        restarts: int | None = None,
         ae_epochs: int = 0,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.9),
@@ -201,6 +208,12 @@ class LatentGAN(GenerativeAE):
             code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,
                 up to this many (0, the default: only the current minibatch), so several GAN updates
                 per minibatch do not all see the same real codes.
+            restarts: latent GANs (G and D/Q) trained side by side on the same codes, each from its own
+                initialisation and noise (paper presets: 1; generic: 8). After every training epoch
+                the one whose Q carries the most information about the real codes is kept for
+                clusters and samples: the largest I(X; c) = H(E[Q(c|z)]) - E[H(Q(c|z))] over that
+                epoch's Enc(X), a label-free criterion (confident and balanced clusters), as k-means
+                keeps the best of its ``n_init`` starts. InfoGAN's clusters vary a lot with the seed.
             ae_epochs: train the autoencoder alone for this many epochs before the latent GAN starts
                 (paper: 0, both from the start), so the GAN does not chase codes that still move.
             lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
@@ -240,6 +253,9 @@ class LatentGAN(GenerativeAE):
         self.ae_epochs = ae_epochs
         if self.code_bank_size < 0:
             raise ValueError(f"code_bank must be >= 0, got {self.code_bank_size}")
+        self.restarts = pick(restarts, p.restarts)
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be at least 1, got {self.restarts}")
         if self.gan_steps < 1 or self.gan_lr <= 0:
             raise ValueError(f"gan_steps must be at least 1 and gan_lr positive, got {self.gan_steps}, {self.gan_lr}")
         self.register_buffer("code_mean", torch.zeros(self.latent_dim))
@@ -260,9 +276,24 @@ class LatentGAN(GenerativeAE):
             self.encoder = StridedConvEncoder(shape, p.encoder, self.latent_dim)
             self.decoder = UpsampleConvDecoder(shape, p.decoder, self.latent_dim)
         gen_in = self.noise_dim + self.num_categorical * self.num_categories + self.num_continuous
-        self.generator = MLP(gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
-        self.discriminator = DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)),
-                                            self.num_categorical, self.num_categories, self.num_continuous)
+        self.generators = nn.ModuleList(MLP(gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
+                                        for _ in range(self.restarts))
+        self.discriminators = nn.ModuleList(
+            DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)), self.num_categorical,
+                           self.num_categories, self.num_continuous) for _ in range(self.restarts))
+        # the kept latent GAN, and this epoch's sums of Q(c|Enc(X)) and of its entropy per restart
+        self.register_buffer("kept", torch.tensor(0))
+        self.register_buffer("q_sums", torch.zeros(self.restarts, self.num_categories + 2))
+
+    @property
+    def generator(self) -> nn.Module:
+        """G of the kept latent GAN (see ``restarts``)."""
+        return self.generators[int(self.kept)]
+
+    @property
+    def discriminator(self) -> DiscriminatorQ:
+        """D/Q of the kept latent GAN (see ``restarts``)."""
+        return self.discriminators[int(self.kept)]
 
     # ----------------------------------------------------------------- the autoencoder
     def encode(self, x: Tensor) -> Tensor:
@@ -306,10 +337,11 @@ class LatentGAN(GenerativeAE):
         (B, num_categorical) and continuous codes (B, num_continuous)."""
         return self.from_gan_space(self.gan_codes(noise, categories, continuous))
 
-    def gan_codes(self, noise: Tensor, categories: Tensor, continuous: Tensor) -> Tensor:
-        """G's output, in the space D sees (standardised codes when ``standardize_codes``)."""
+    def gan_codes(self, noise: Tensor, categories: Tensor, continuous: Tensor, generator: nn.Module | None = None) -> Tensor:
+        """G's output, in the space D sees (standardised codes when ``standardize_codes``); ``generator``:
+        one of ``generators`` (default: the kept one)."""
         onehot = F.one_hot(categories, self.num_categories).flatten(1).to(noise.dtype)
-        return self.generator(torch.cat([noise, onehot, continuous], dim=1))
+        return (generator or self.generator)(torch.cat([noise, onehot, continuous], dim=1))
 
     def to_gan_space(self, z: Tensor) -> Tensor:
         """Autoencoder codes -> the latent GAN's space: standardised, or unchanged (paper)."""
@@ -415,10 +447,12 @@ class LatentGAN(GenerativeAE):
 
     # ----------------------------------------------------------------- training
     def optimizer_groups(self):
+        # one Adam per player over every restart: their losses are summed, so each restart's
+        # parameters get their own gradients and Adam statistics, as if trained alone
         return {
             "autoencoder": [*self.encoder.parameters(), *self.decoder.parameters()],
-            "discriminator": (self.discriminator.parameters(), {"lr": self.gan_lr}),
-            "generator": (self.generator.parameters(), {"lr": self.gan_lr}),
+            "discriminator": (self.discriminators.parameters(), {"lr": self.gan_lr}),
+            "generator": (self.generators.parameters(), {"lr": self.gan_lr}),
         }
 
     def noisy_labels(self, n: int, real: bool) -> Tensor:
@@ -446,27 +480,39 @@ class LatentGAN(GenerativeAE):
             return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def discriminator_phase(self, codes: Tensor) -> dict[str, Tensor]:
+        """D maximises V(D, G) with noisy labels; D and Q minimise the information loss on G's codes
+        (every restart, each with its own draws)."""
+        real = self.to_gan_space(codes)
+        n = len(real)
         with self.phase("discriminator") as update:
-            real = self.to_gan_space(codes)
-            n = len(real)
-            noise, c, u = self.latent_gan_inputs(n)
-            fake = self.gan_codes(noise, c, u).detach()
-            real_logit, _, _ = self.discriminator(real)
-            fake_logit, cat_logits, u_pred = self.discriminator(fake)
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(n, True))
-                            + F.binary_cross_entropy_with_logits(fake_logit, self.noisy_labels(n, False)))
-            info, ce = self.information(cat_logits, c, u_pred, u)
-            update(d_loss + info)
-        return {"disc": d_loss.detach(), "q_ce": ce.detach()}
+            losses = []
+            for i, (generator, discriminator) in enumerate(zip(self.generators, self.discriminators)):
+                noise, c, u = self.latent_gan_inputs(n)
+                fake = self.gan_codes(noise, c, u, generator).detach()
+                real_logit, real_cats, _ = discriminator(real)
+                fake_logit, cat_logits, u_pred = discriminator(fake)
+                d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(n, True))
+                                + F.binary_cross_entropy_with_logits(fake_logit, self.noisy_labels(n, False)))
+                info, ce = self.information(cat_logits, c, u_pred, u)
+                losses.append(torch.stack([d_loss + info, d_loss.detach(), ce.detach()]))
+                self.record_clusters(i, real_cats[0].detach())
+            losses = torch.stack(losses)
+            update(losses[:, 0].sum())
+        return {"disc": losses[:, 1].mean(), "q_ce": losses[:, 2].mean()}
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:
+        """G fools D and minimises the same information loss (every restart)."""
         with self.phase("generator") as update:
-            noise, c, u = self.latent_gan_inputs(n)
-            fake_logit, cat_logits, u_pred = self.discriminator(self.gan_codes(noise, c, u))
-            g_loss = adversarial_loss(fake_logit, real=True)
-            info, _ = self.information(cat_logits, c, u_pred, u)
-            update(g_loss + info)
-        return {"gen": g_loss.detach(), "info": info.detach()}
+            losses = []
+            for generator, discriminator in zip(self.generators, self.discriminators):
+                noise, c, u = self.latent_gan_inputs(n)
+                fake_logit, cat_logits, u_pred = discriminator(self.gan_codes(noise, c, u, generator))
+                g_loss = adversarial_loss(fake_logit, real=True)
+                info, _ = self.information(cat_logits, c, u_pred, u)
+                losses.append(torch.stack([g_loss + info, g_loss.detach(), info.detach()]))
+            losses = torch.stack(losses)
+            update(losses[:, 0].sum())
+        return {"gen": losses[:, 1].mean(), "info": losses[:, 2].mean()}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         losses = self.autoencoder_phase(x)
@@ -480,6 +526,49 @@ class LatentGAN(GenerativeAE):
             real = codes if bank is None else bank[self.randint(len(bank), len(codes))]
             gan = {**self.discriminator_phase(real), **self.generator_phase(len(x))}
         return {**losses, **gan}
+
+    # ----------------------------------------------------------------- restarts
+    @torch.no_grad()
+    def record_clusters(self, restart: int, logits: Tensor) -> None:
+        """Add Q's categorical distribution on a batch of real codes to this epoch's sums: per
+        category, then the entropy, then the count."""
+        if self.restarts == 1:
+            return
+        probs = logits.float().softmax(-1)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        self.q_sums[restart] += torch.cat([probs.sum(0), entropy.sum().view(1), entropy.new_tensor([len(probs)])])
+
+    @torch.no_grad()
+    def cluster_information(self) -> Tensor | None:
+        """I(X; c) of each restart's Q on this epoch's real codes, summed over every process:
+        H(E[Q(c|z)]) - E[H(Q(c|z))] (restarts,); None before any record."""
+        sums = self.q_sums
+        if self._trainer is not None and self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+        count = sums[:, -1:]
+        if not bool((count > 0).all()):
+            return None
+        mean = sums[:, :-2] / count
+        return -(mean * mean.clamp_min(1e-12).log()).sum(-1) - sums[:, -2] / count[:, 0]
+
+    def keep_most_informative(self) -> Tensor | None:
+        """Keep the restart with the largest ``cluster_information`` (before validation, so the
+        checkpoints written after it use it, and at the end of every training epoch)."""
+        information = self.cluster_information()
+        if information is not None:
+            self.kept.fill_(int(information.argmax()))
+        return information
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.keep_most_informative()
+
+    def on_train_epoch_end(self) -> None:
+        information = self.keep_most_informative()
+        if information is not None:
+            self.log_dict({"train/kept_restart": self.kept.float(), "train/cluster_information": information.max()})
+        self.q_sums.zero_()
 
     def remember_codes(self, codes: Tensor) -> Tensor | None:
         """Add a minibatch's codes to the bank of recent codes (``code_bank``); None when it is off."""

@@ -105,6 +105,20 @@ def test_paper_presets_have_the_papers_sizes():
         aegen.get_model("latentgan")(preset="cifar")
 
 
+def test_generic_preset_scales_table_2s_autoencoder_to_any_size():
+    from aegen.models.latentgan import table2_widths
+    from aegen.nets import ConvEncoder
+
+    paper, generic = aegen.get_model("latentgan")(preset="mnist"), aegen.get_model("latentgan")()
+    assert generic.latent_dim == 64 and str(generic.encoder) == str(paper.encoder) and str(generic.decoder) == str(paper.decoder)
+    assert table2_widths(64, 32) == ((16, 32, 64, 128, 128, 128), (128, 128, 64, 32))
+    for size, channels in ((16, 3), (64, 1), (128, 3)):
+        model = aegen.get_model("latentgan")(img_shape=(channels, size, size), width=8, restarts=1)
+        assert model.reconstruct(torch.zeros(2, channels, size, size)).shape == (2, channels, size, size)
+    conv = aegen.get_model("latentgan")(preset="conv")
+    assert isinstance(conv.encoder, ConvEncoder) and conv.latent_dim == 16 and conv.restarts == 8
+
+
 def test_latentgan_traversal_rows_are_categories_and_columns_sweep_a_continuous_code():
     model = aegen.get_model("latentgan")(**TINY, num_categories=4).eval()
     sheet = model.traversal(steps=5, generator=torch.Generator().manual_seed(0))

@@ -16,10 +16,12 @@ in the GAN, so the autoencoder learns from reconstruction only. Samples decode G
 clusters are argmax Q_cat(Enc(X)), the paper's unsupervised classifier.
 
 Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chairs``, 64x64) and
-Table 4 (``celeba``, 3x32x32), or the default ``generic``: aegen.nets' conv encoder/decoder for any
-supported image size and channel count, with a latent GAN sized for short CPU runs (16-d code and
-noise, 256-256 MLPs, lambda_disc 1, G/D learning rate 1e-3, 8 GAN updates per minibatch and 8
-restarts). Every size a preset fixes can be overridden by its own option. Beyond the paper, options:
+Table 4 (``celeba``, 3x32x32), or the default ``generic``: Table 2's autoencoder (64-d code) scaled
+to any supported image size and channel count (``table2_widths``: Table 2 itself at 32 px), with a
+latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, G/D learning rate
+1e-3, 8 GAN updates per minibatch and 8 restarts); ``conv`` is the same latent GAN on aegen.nets'
+batch-normalised conv autoencoder with a 16-d code. Every size a preset fixes can be overridden by
+its own option. Beyond the paper, options:
 ``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
 is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
 clusters vary a lot with the seed; paper presets: 1);
@@ -37,6 +39,7 @@ one-sided label smoothing plus a small label-flip rate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,8 +59,8 @@ from aegen.registry import register_model
 class Preset:
     """One of the paper's settings: architecture and latent-GAN sizes."""
 
-    encoder: tuple[int, ...] | None  # channels of the k4 s2 convs (None: aegen.nets.ConvEncoder with `width`)
-    decoder: tuple[int, ...] | None  # channels of the upsample + conv3 + BN blocks (None: ConvDecoder)
+    encoder: tuple[int, ...] | None  # channels of the k4 s2 convs (None: Table 2's, scaled by size and `width`)
+    decoder: tuple[int, ...] | None  # channels of the upsample + conv3 + BN blocks (None: likewise)
     latent_dim: int | None  # None: the base class's default
     noise_dim: int | None  # None: latent_dim
     num_categorical: int
@@ -71,6 +74,7 @@ class Preset:
     gan_lr: float | None = None  # None: lr
     code_bank: int = 0
     restarts: int = 1
+    conv_nets: bool = False  # aegen.nets' ConvEncoder/ConvDecoder (with `width`) instead of the paper's nets
 
 
 PRESETS = {
@@ -82,12 +86,26 @@ PRESETS = {
     # Table 4: CelebA 3x32x32; 10 x Cat(10), no continuous code, G input 228; lambda_disc 1
     "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
-    # any image size and channel count, CPU-friendly: aegen.nets' conv nets, a small latent GAN with
-    # a 16-d noise, lambda_disc 1, 8 faster GAN updates per minibatch (tuned on digits), and 8
-    # latent GANs trained side by side, keeping the one whose Q has the most information on Enc(X)
-    "generic": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
+    # any image size and channel count, CPU-friendly: Table 2's nets scaled to the image size (Table 2
+    # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 8 faster GAN
+    # updates per minibatch, and 8 latent GANs side by side, keeping the one whose Q has the most
+    # information on Enc(X)
+    "generic": Preset(None, None, 64, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
                       restarts=8),
+    # the same latent GAN on aegen.nets' conv autoencoder (batch norm, LeakyReLU) with a 16-d code
+    "conv": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
+                   restarts=8, conv_nets=True),
 }
+
+
+def table2_widths(size: int, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Table 2's encoder and decoder channels for any power-of-two image size: k4 s2 convs down to
+    1x1 (width / 2, width, ..., at most 4 x width), then decoder blocks from 4x4 up (..., 2 x width,
+    width). At 32 px and width 32: exactly Table 2, (16, 32, 64, 128, 128) and (128, 64, 32)."""
+    levels = int(math.log2(size))
+    encoder = tuple(min(max(width // 2, 1) * 2**i, 4 * width) for i in range(levels))
+    decoder = tuple(min(width * 2**i, 4 * width) for i in reversed(range(levels - 2)))
+    return encoder, decoder
 
 
 class StridedConvEncoder(nn.Sequential):
@@ -177,22 +195,23 @@ class LatentGAN(GenerativeAE):
     ) -> None:
         """
         Args:
-            preset: ``generic`` (default: aegen.nets conv nets for any image size, uses ``width``; a
-                small latent GAN with several faster updates per minibatch, for CPU-length runs), or
-                the paper's settings: ``mnist`` (Table 2, 32x32), ``chairs`` (Table 3, 64x64),
+            preset: ``generic`` (default: Table 2's nets scaled to any image size by ``width``, a
+                small latent GAN with several faster updates per minibatch and restarts, for
+                CPU-length runs), ``conv`` (the same latent GAN on aegen.nets' conv nets), or the
+                paper's settings: ``mnist`` (Table 2, 32x32), ``chairs`` (Table 3, 64x64),
                 ``celeba`` (Table 4, 32x32). Options left unset (None) take the preset's value.
-            latent_dim: size of the autoencoder's code (mnist 64, chairs/celeba 128, generic 16).
-            noise_dim: size of G's Gaussian noise P (mnist 64, chairs/celeba 128, generic 16).
+            latent_dim: size of the autoencoder's code (mnist/generic 64, chairs/celeba 128, conv 16).
+            noise_dim: size of G's Gaussian noise P (mnist 64, chairs/celeba 128, generic/conv 16).
             num_categorical: number of categorical codes (mnist 1, chairs 3, celeba 10); the first
                 one is the cluster head.
             num_categories: K, the categories of each categorical code (mnist 10, chairs 20).
             num_continuous: number of continuous codes u (mnist 2, chairs 2, celeba 0).
             continuous_range: u ~ U(-range, range) (paper: 1).
-            lambda_disc: weight of Q's categorical cross-entropy (mnist 0.1, chairs 10, celeba 1, generic 1).
+            lambda_disc: weight of Q's categorical cross-entropy (mnist 0.1, chairs 10, celeba 1, generic/conv 1).
             lambda_cont: weight of Q's continuous squared error (paper: 1).
             disc_hidden: hidden sizes of the D/Q trunk MLP (mnist 1000-1000-512, chairs/celeba
-                3000-3000-3000-512, generic 256-256).
-            gen_hidden: hidden sizes of G's MLP (mnist 1000-1000-1000, chairs/celeba 3000 x 4, generic 256-256).
+                3000-3000-3000-512, generic/conv 256-256).
+            gen_hidden: hidden sizes of G's MLP (mnist 1000-1000-1000, chairs/celeba 3000 x 4, generic/conv 256-256).
             label_smoothing: D's target for real codes is 1 - label_smoothing (0: hard labels).
             label_flip: probability that each of D's labels is flipped (0: none). Noisy labels for D
                 help, the paper says; it does not say which kind.
@@ -202,14 +221,14 @@ class LatentGAN(GenerativeAE):
                 hundredths on digits), which starves D and Q. False: the paper's raw codes.
             code_momentum: update rate of the running code mean and std.
             gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
-                (paper presets: 1; generic: 8). More lets the latent GAN converge on small datasets
+                (paper presets: 1; generic/conv: 8). More lets the latent GAN converge on small datasets
                 and short runs.
-            gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic: 1e-3).
+            gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic/conv: 1e-3).
             code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,
                 up to this many (0, the default: only the current minibatch), so several GAN updates
                 per minibatch do not all see the same real codes.
             restarts: latent GANs (G and D/Q) trained side by side on the same codes, each from its own
-                initialisation and noise (paper presets: 1; generic: 8). After every training epoch
+                initialisation and noise (paper presets: 1; generic/conv: 8). After every training epoch
                 the one whose Q carries the most information about the real codes is kept for
                 clusters and samples: the largest I(X; c) = H(E[Q(c|z)]) - E[H(Q(c|z))] over that
                 epoch's Enc(X), a label-free criterion (confident and balanced clusters), as k-means
@@ -269,21 +288,23 @@ class LatentGAN(GenerativeAE):
             size = 4 * 2 ** len(p.decoder)
             raise ValueError(f"preset {preset!r} is the paper's architecture for {size}x{size} images, got "
                              f"{shape[1]}x{shape[2]}; use --model.preset generic or --data.image_size {size}")
-        if p.encoder is None:
+        if p.conv_nets:
             self.encoder = ConvEncoder(shape, self.latent_dim, width=width)
             self.decoder = ConvDecoder(shape, self.latent_dim, width=width)
         else:
-            self.encoder = StridedConvEncoder(shape, p.encoder, self.latent_dim)
-            self.decoder = UpsampleConvDecoder(shape, p.decoder, self.latent_dim)
+            encoder, decoder = (p.encoder, p.decoder) if p.encoder is not None else table2_widths(shape[1], width)
+            self.encoder = StridedConvEncoder(shape, encoder, self.latent_dim)
+            self.decoder = UpsampleConvDecoder(shape, decoder, self.latent_dim)
         gen_in = self.noise_dim + self.num_categorical * self.num_categories + self.num_continuous
         self.generators = nn.ModuleList(MLP(gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
                                         for _ in range(self.restarts))
         self.discriminators = nn.ModuleList(
             DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)), self.num_categorical,
                            self.num_categories, self.num_continuous) for _ in range(self.restarts))
-        # the kept latent GAN, and this epoch's sums of Q(c|Enc(X)) and of its entropy per restart
+        # the kept latent GAN, and this epoch's sums of Q(c|Enc(X)) and of its entropy per restart (a
+        # plain tensor, not a buffer: DDP would overwrite every process's sums with rank 0's)
         self.register_buffer("kept", torch.tensor(0))
-        self.register_buffer("q_sums", torch.zeros(self.restarts, self.num_categories + 2))
+        self.q_sums: Tensor | None = None
 
     @property
     def generator(self) -> nn.Module:
@@ -376,6 +397,12 @@ class LatentGAN(GenerativeAE):
     def cluster_logits(self, x: Tensor) -> Tensor:
         """Q's categorical logits (B, K) for the first categorical code on Enc(x)."""
         return self.discriminator(self.to_gan_space(self.encode(x)))[1][0]
+
+    @torch.no_grad()
+    def restart_probs(self, x: Tensor) -> list[Tensor]:
+        """Q's categorical distribution (B, K) on Enc(x) for every restart; ``kept`` is the one in use."""
+        z = self.to_gan_space(self.encode(x))
+        return [discriminator(z)[1][0].softmax(-1) for discriminator in self.discriminators]
 
     def cluster_probs(self, x: Tensor) -> Tensor:
         """softmax(Q_cat(Enc(x))) (B, K): the paper's unsupervised classifier takes its argmax."""
@@ -536,18 +563,20 @@ class LatentGAN(GenerativeAE):
             return
         probs = logits.float().softmax(-1)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        if self.q_sums is None:
+            self.q_sums = probs.new_zeros(self.restarts, self.num_categories + 2)
         self.q_sums[restart] += torch.cat([probs.sum(0), entropy.sum().view(1), entropy.new_tensor([len(probs)])])
 
     @torch.no_grad()
     def cluster_information(self) -> Tensor | None:
         """I(X; c) of each restart's Q on this epoch's real codes, summed over every process:
         H(E[Q(c|z)]) - E[H(Q(c|z))] (restarts,); None before any record."""
+        if self.q_sums is None:
+            return None
         sums = self.q_sums
         if self._trainer is not None and self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
         count = sums[:, -1:]
-        if not bool((count > 0).all()):
-            return None
         mean = sums[:, :-2] / count
         return -(mean * mean.clamp_min(1e-12).log()).sum(-1) - sums[:, -2] / count[:, 0]
 
@@ -568,7 +597,7 @@ class LatentGAN(GenerativeAE):
         information = self.keep_most_informative()
         if information is not None:
             self.log_dict({"train/kept_restart": self.kept.float(), "train/cluster_information": information.max()})
-        self.q_sums.zero_()
+        self.q_sums = None
 
     def remember_codes(self, codes: Tensor) -> Tensor | None:
         """Add a minibatch's codes to the bank of recent codes (``code_bank``); None when it is off."""

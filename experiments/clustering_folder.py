@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--model", default="latentgan")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--fit-args", nargs=argparse.REMAINDER, default=[], help="extra `aegen fit` arguments")
     parser.add_argument("--out", default="experiments/results/clustering_folder")
     args = parser.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows, start = [], time.time()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         began = time.time()
         fit = aegen("fit", "--model", args.model, "--data", "folder", "--data.root", str(Path(args.root).resolve()),
                     "--data.channels", "1", "--data.image_size", "32", "--trainer.max_epochs", str(args.epochs),

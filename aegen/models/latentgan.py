@@ -362,7 +362,7 @@ class LatentGAN(GenerativeAE):
         """G's output, in the space D sees (standardised codes when ``standardize_codes``); ``generator``:
         one of ``generators`` (default: the kept one)."""
         onehot = F.one_hot(categories, self.num_categories).flatten(1).to(noise.dtype)
-        return (generator or self.generator)(torch.cat([noise, onehot, continuous], dim=1))
+        return (self.generator if generator is None else generator)(torch.cat([noise, onehot, continuous], dim=1))
 
     def to_gan_space(self, z: Tensor) -> Tensor:
         """Autoencoder codes -> the latent GAN's space: standardised, or unchanged (paper)."""

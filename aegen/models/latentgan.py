@@ -19,8 +19,8 @@ Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chai
 Table 4 (``celeba``, 3x32x32), or the default ``generic``: Table 2's autoencoder (64-d code) scaled
 to any supported image size and channel count (``table2_widths``: Table 2 itself at 32 px), with a
 latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, G/D learning rate
-1e-3, 8 GAN updates per minibatch and 8 restarts); ``conv`` is the same latent GAN on aegen.nets'
-batch-normalised conv autoencoder with a 16-d code. Every size a preset fixes can be overridden by
+1e-3, 16 GAN updates per minibatch and 8 restarts); ``conv`` is the same latent GAN (8 updates per
+minibatch) on aegen.nets' batch-normalised conv autoencoder with a 16-d code. Every size a preset fixes can be overridden by
 its own option. Beyond the paper, options:
 ``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
 is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
@@ -87,10 +87,10 @@ PRESETS = {
     "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
     # any image size and channel count, CPU-friendly: Table 2's nets scaled to the image size (Table 2
-    # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 8 faster GAN
+    # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 16 faster GAN
     # updates per minibatch, and 8 latent GANs side by side, keeping the one whose Q has the most
-    # information on Enc(X)
-    "generic": Preset(None, None, 64, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
+    # information on Enc(X) (tuned on 5,000 MNIST digits, experiments/README.md)
+    "generic": Preset(None, None, 64, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=16, gan_lr=1e-3,
                       restarts=8),
     # the same latent GAN on aegen.nets' conv autoencoder (batch norm, LeakyReLU) with a 16-d code
     "conv": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
@@ -221,7 +221,7 @@ class LatentGAN(GenerativeAE):
                 hundredths on digits), which starves D and Q. False: the paper's raw codes.
             code_momentum: update rate of the running code mean and std.
             gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
-                (paper presets: 1; generic/conv: 8). More lets the latent GAN converge on small datasets
+                (paper presets: 1; generic: 16; conv: 8). More lets the latent GAN converge on small datasets
                 and short runs.
             gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic/conv: 1e-3).
             code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,

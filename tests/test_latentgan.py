@@ -117,6 +117,11 @@ def test_generic_preset_scales_table_2s_autoencoder_to_any_size():
         assert model.reconstruct(torch.zeros(2, channels, size, size)).shape == (2, channels, size, size)
     conv = aegen.get_model("latentgan")(preset="conv")
     assert isinstance(conv.encoder, ConvEncoder) and conv.latent_dim == 16 and conv.restarts == 8
+    # the autoencoder's learning rate: 1e-3 in the generic preset, the paper's 2e-4 in the others,
+    # any value given wins, and the checkpoint records the one in use
+    assert (generic.hparams.lr, paper.hparams.lr, conv.hparams.lr) == (1e-3, 2e-4, 2e-4)
+    assert aegen.get_model("latentgan")(lr=5e-4, restarts=1).hparams.lr == 5e-4
+    assert generic.configure_optimizers()[0].param_groups[0]["lr"] == 1e-3
 
 
 def test_latentgan_traversal_rows_are_categories_and_columns_sweep_a_continuous_code():

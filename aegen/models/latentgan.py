@@ -18,10 +18,11 @@ clusters are argmax Q_cat(Enc(X)), the paper's unsupervised classifier.
 Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chairs``, 64x64) and
 Table 4 (``celeba``, 3x32x32), or the default ``generic``: Table 2's autoencoder (64-d code) scaled
 to any supported image size and channel count (``table2_widths``: Table 2 itself at 32 px), with a
-latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, G/D learning rate
-1e-3, 16 GAN updates per minibatch and 8 restarts); ``conv`` is the same latent GAN (8 updates per
-minibatch) on aegen.nets' batch-normalised conv autoencoder with a 16-d code. Every size a preset fixes can be overridden by
-its own option. Beyond the paper, options:
+latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, 16 GAN updates per
+minibatch and 8 restarts), and Adam at 1e-3 for every player (the paper's 2e-4 leaves the codes
+moving under the latent GAN for the whole of a short run); ``conv`` is the same latent GAN (8
+updates per minibatch, autoencoder at 2e-4) on aegen.nets' batch-normalised conv autoencoder with a
+16-d code. Every size and rate a preset fixes can be overridden by its own option. Beyond the paper, options:
 ``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
 is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
 clusters vary a lot with the seed; paper presets: 1);
@@ -74,6 +75,7 @@ class Preset:
     gan_lr: float | None = None  # None: lr
     code_bank: int = 0
     restarts: int = 1
+    lr: float = 2e-4  # the autoencoder's (and, without gan_lr, the latent GAN's) Adam learning rate
     conv_nets: bool = False  # aegen.nets' ConvEncoder/ConvDecoder (with `width`) instead of the paper's nets
 
 
@@ -87,11 +89,11 @@ PRESETS = {
     "celeba": Preset((64, 128, 256, 512, 128), (512, 256, 128), 128, 128, 10, 10, 0, (3000, 3000, 3000, 512),
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
     # any image size and channel count, CPU-friendly: Table 2's nets scaled to the image size (Table 2
-    # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 16 faster GAN
-    # updates per minibatch, and 8 latent GANs side by side, keeping the one whose Q has the most
-    # information on Enc(X) (tuned on 5,000 MNIST digits, experiments/README.md)
+    # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 16 GAN updates
+    # per minibatch, and 8 latent GANs side by side, keeping the one whose Q has the most information on
+    # Enc(X); Adam at 1e-3 for all (tuned on digits and 5,000 MNIST digits, experiments/README.md)
     "generic": Preset(None, None, 64, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=16, gan_lr=1e-3,
-                      restarts=8),
+                      restarts=8, lr=1e-3),
     # the same latent GAN on aegen.nets' conv autoencoder (batch norm, LeakyReLU) with a 16-d code
     "conv": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
                    restarts=8, conv_nets=True),
@@ -189,7 +191,7 @@ class LatentGAN(GenerativeAE):
         code_bank: int | None = None,
         restarts: int | None = None,
         ae_epochs: int = 0,
-        lr: float = 2e-4,
+        lr: float | None = None,
         betas: tuple[float, float] = (0.5, 0.9),
         **kwargs,
     ) -> None:
@@ -235,7 +237,8 @@ class LatentGAN(GenerativeAE):
                 keeps the best of its ``n_init`` starts. InfoGAN's clusters vary a lot with the seed.
             ae_epochs: train the autoencoder alone for this many epochs before the latent GAN starts
                 (paper: 0, both from the start), so the GAN does not chase codes that still move.
-            lr: Adam learning rate of the autoencoder, G and D/Q (paper: 2e-4).
+            lr: Adam learning rate of the autoencoder, and of G and D/Q unless ``gan_lr`` is set (paper
+                presets: 2e-4; generic/conv: 1e-3, so that the codes settle within a short run).
             betas: Adam betas (paper: 0.5, 0.9).
         """
         if preset not in PRESETS:
@@ -243,6 +246,7 @@ class LatentGAN(GenerativeAE):
         p = PRESETS[preset]
         pick = lambda value, default: default if value is None else value  # noqa: E731
         code_dim = pick(latent_dim, p.latent_dim)
+        lr = pick(lr, p.lr)  # resolved before the base class records the hyperparameters
         super().__init__(**({} if code_dim is None else {"latent_dim": code_dim}), lr=lr, betas=betas, **kwargs)
         self.preset = preset
         self.noise_dim = pick(noise_dim, pick(p.noise_dim, self.latent_dim))

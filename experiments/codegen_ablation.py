@@ -3,7 +3,7 @@ updated in both phases, enabled one after another from the AAE baseline, as in t
 
 On the embedded digits (default) it scores samples with the judge (``fid_judge``, ``is_judge_mean``);
 on real data with Inception weights present (``--data cifar10 --inception``) with the Inception
-Score, the paper's metric. Every row is `aegen fit --model codegen_aae` with the switches, then
+Score, the paper's metric. Every row is `aegen fit --model codegen_aae --model.preset paper` with the switches, then
 `aegen evaluate`.
 
     python experiments/codegen_ablation.py --epochs 15
@@ -36,7 +36,7 @@ def run(row: tuple, args: argparse.Namespace, out: Path) -> dict:
     name, a, b, c = row
     tag = "".join(k for k, on in zip("ABC", (a, b, c)) if on) or "baseline"
     data = ["--data", args.data] + (["--data.root", args.data_root] if args.data_root else [])
-    stdout = aegen("fit", "--model", "codegen_aae", *data, "--model.learned_prior", str(a).lower(),
+    stdout = aegen("fit", "--model", "codegen_aae", *data, "--model.preset", "paper", "--model.learned_prior", str(a).lower(),
                    "--model.perceptual_loss", str(b).lower(), "--model.decoder_in_both_phases", str(c).lower(),
                    "--trainer.max_epochs", str(args.epochs), "--seed_everything", str(args.seed),
                    "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(out / tag), cwd=out)

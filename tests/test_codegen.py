@@ -54,10 +54,11 @@ def _changed(before, module):
     return {n for n, p in module.named_parameters() if not torch.equal(before[n], p)}
 
 
-@pytest.mark.parametrize("decoder_in_both_phases", [True, False])
-def test_each_phase_updates_exactly_its_networks(decoder_in_both_phases, tmp_path):
+@pytest.mark.parametrize("decoder_in_both_phases, code_follow_weight", [(True, 0.0), (False, 0.0), (False, 1.0)])
+def test_each_phase_updates_exactly_its_networks(decoder_in_both_phases, code_follow_weight, tmp_path):
     torch.manual_seed(0)
-    model = aegen.get_model("codegen_aae")(num_classes=10, decoder_in_both_phases=decoder_in_both_phases, **TINY)
+    model = aegen.get_model("codegen_aae")(num_classes=10, decoder_in_both_phases=decoder_in_both_phases,
+                                           code_follow_weight=code_follow_weight, **TINY)
     seen = {}
 
     def probe(x, y):
@@ -71,12 +72,13 @@ def test_each_phase_updates_exactly_its_networks(decoder_in_both_phases, tmp_pat
         return {}
 
     model.training_phases = probe
-    _fit(model, Tiny(batch_size=16), 4, tmp_path)  # one batch: 2 + 2 optimiser steps
+    _fit(model, Tiny(batch_size=16), 4, tmp_path)  # one batch: 2 (3 when CG follows the codes) + 2 optimiser steps
 
     def nets(names):
         return {n.split(".")[0] for n in names}
 
-    assert nets(seen["aae"]) == {"encoder", "decoder", "code_critic"}
+    # the paper keeps CG fixed in the AAE phase; code_follow_weight moves it towards Enc(x) there
+    assert nets(seen["aae"]) == {"encoder", "decoder", "code_critic"} | ({"code_generator"} if code_follow_weight else set())
     expected = {"image_critic", "code_generator"} | ({"decoder"} if decoder_in_both_phases else set())
     assert nets(seen["prior"]) == expected
     # Q's head learns in both steps of the prior phase; the trunk only as D_I
@@ -135,7 +137,42 @@ def test_conditional_factor_labels_are_one_hot_per_column_and_sampled_from_the_b
     assert model.eval().sample(3).shape == (3, 1, 32, 32)
 
 
+def test_presets_set_the_papers_training_or_the_stable_default():
+    paper = aegen.get_model("codegen_aae")(preset="paper", setting="supervised", num_classes=10, **TINY)
+    assert (paper.code_follow_weight, paper.decoder_in_both_phases, paper.code_adv_weight, paper.info_on_real) == (0, True, 1, False)
+    stable = aegen.get_model("codegen_aae")(setting="supervised", num_classes=10, **TINY)
+    assert (stable.code_follow_weight, stable.decoder_in_both_phases, stable.code_adv_weight, stable.info_on_real) == (1, False, 0.1, True)
+    assert stable.hparams.code_adv_weight == 0.1  # checkpoints record the values in use
+    mixed = aegen.get_model("codegen_aae")(preset="paper", code_adv_weight=0.5, **TINY)  # an explicit option wins
+    assert (mixed.code_adv_weight, mixed.decoder_in_both_phases) == (0.5, True)
+    assert not aegen.get_model("codegen_aae")(info_on_real=True, **TINY).info_on_real  # unsupervised: no real s
+
+
+@pytest.mark.parametrize("info_on_real", [False, True])
+def test_q_learns_real_labels_only_with_info_on_real(info_on_real, tmp_path):
+    torch.manual_seed(0)
+    model = aegen.get_model("codegen_aae")(setting="supervised", num_classes=10, info_on_real=info_on_real, **TINY)
+    calls = []
+    original = model.information_loss
+    model.information_loss = lambda q, target: calls.append(len(q)) or original(q, target)
+    seen = {}
+
+    def probe(x, y):
+        s, target = model.condition(y)
+        calls.clear()
+        model.prior_improvement_phase(x, s, target)
+        seen["calls"] = list(calls)
+        return {}
+
+    model.training_phases = probe
+    _fit(model, Tiny(batch_size=16), 2, tmp_path)
+    # D_I's step: Q on CG's images (+ on the real images); then CG's step: Q on CG's images
+    assert seen["calls"] == ([16, 16, 16] if info_on_real else [16, 16])
+
+
 def test_bad_settings_say_what_to_do():
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        aegen.get_model("codegen_aae")(preset="fast", **TINY)
     with pytest.raises(ValueError, match="unknown setting 'semi'"):
         aegen.get_model("codegen_aae")(setting="semi", **TINY)
     with pytest.raises(ValueError, match="num_labels"):

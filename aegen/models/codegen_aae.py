@@ -29,9 +29,20 @@ Ablation switches (the paper's Table 3): ``learned_prior`` (off: plain Gaussian 
 [one-hot s, Gaussian noise] when conditioned, as the paper's AAE baseline), ``perceptual_loss``
 (off: pixel MSE), ``decoder_in_both_phases`` (off: the decoder learns in the AAE phase only).
 
+Presets (``preset``): ``paper`` is the paper's training as described above. The default, ``stable``,
+changes four things that make it work at short CPU budgets on the embedded data (each one option,
+experiments/README.md): CG also follows the encoder's codes against D_C in the AAE phase
+(``code_follow_weight`` 1; the paper keeps CG fixed there, and CG alone, trained through D_I,
+collapses to one shape); the decoder learns in the AAE phase only (``decoder_in_both_phases`` off,
+Table 3's row without "C": with it the decoder collapses to one output on digits); the encoder's
+D_C-fooling term has weight 0.1 (``code_adv_weight``; 1 squeezes the codes into CG's early, narrow
+spread); and Q also learns the labels of real images when s comes from the data
+(``info_on_real``, AC-GAN's practice; without it the label does not control the class).
+Any option given explicitly overrides the preset.
+
 Choices where the paper is silent (all options): Adam lr 2e-4, betas (0.5, 0.999); CG is an MLP
 (noise + s) -> 1000 -> 1000 -> code with LeakyReLU (Table A.2 is missing); the D_C fooling term and
-the information term have weight 1; F uses D_I's batch-norm running statistics (so F(x) is a function
+the information term have weight 1 (``paper``); F uses D_I's batch-norm running statistics (so F(x) is a function
 of x alone, not of the batch it shares with Dec(Enc(x))); D_I's width is twice the autoencoder's ``width`` (64-128-256 at
 the default 32); a conditional model samples conditions from a bank of training conditions.
 """
@@ -51,6 +62,11 @@ from aegen.nets import MLP, ConvDecoder, ConvEncoder, LatentDiscriminator
 from aegen.registry import register_model
 
 SETTINGS = ("unsupervised", "supervised", "conditional")
+#: training presets: the paper's, and the default that trains stably at short budgets (module docstring)
+PRESETS = {
+    "paper": {"code_follow_weight": 0.0, "decoder_in_both_phases": True, "code_adv_weight": 1.0, "info_on_real": False},
+    "stable": {"code_follow_weight": 1.0, "decoder_in_both_phases": False, "code_adv_weight": 0.1, "info_on_real": True},
+}
 
 
 class ImageCritic(nn.Module):
@@ -82,6 +98,7 @@ class CodeGeneratorAAE(GenerativeAE):
     def __init__(
         self,
         setting: str = "unsupervised",
+        preset: str = "stable",
         latent_dim: int = 64,
         noise_dim: int | None = None,
         categories: int = 10,
@@ -91,13 +108,15 @@ class CodeGeneratorAAE(GenerativeAE):
         condition_sizes: list[int] | None = None,
         learned_prior: bool = True,
         perceptual_loss: bool = True,
-        decoder_in_both_phases: bool = True,
+        decoder_in_both_phases: bool | None = None,
         generator_hidden: tuple[int, ...] = (1000, 1000),
         code_disc_hidden: tuple[int, ...] = (1000, 500, 200),
         disc_width: int | None = None,
         disc_fc: int = 1000,
-        code_adv_weight: float = 1.0,
+        code_adv_weight: float | None = None,
         info_weight: float = 1.0,
+        code_follow_weight: float | None = None,
+        info_on_real: bool | None = None,
         recon_as_fake: bool = True,
         condition_bank: int = 2048,
         lr: float = 2e-4,
@@ -108,6 +127,8 @@ class CodeGeneratorAAE(GenerativeAE):
         Args:
             setting: unsupervised (s ~ Cat(categories)), supervised (s = the image's class) or
                 conditional (s = the image's label vector, e.g. CelebA attributes or fonts factors).
+            preset: ``stable`` (default) or ``paper``: the values of the four options below left
+                unset (None); see the module docstring.
             latent_dim: size of the code (the paper: 64).
             noise_dim: Gaussian noise fed to CG (default: 90 unsupervised, the paper's 10 + 90;
                 latent_dim minus the size of s when conditioned, the paper's 10 + 54 -> 64).
@@ -123,17 +144,33 @@ class CodeGeneratorAAE(GenerativeAE):
                 conditioned: the paper's AAE baseline; Table 3 "A").
             perceptual_loss: reconstruct in D_I's last conv features (off: pixel MSE; Table 3 "B").
             decoder_in_both_phases: update the decoder in the prior-improvement phase too (off: AAE
-                phase only; Table 3 "C").
+                phase only; Table 3 "C"; paper: on, stable: off).
             generator_hidden: hidden sizes of CG's MLP.
             code_disc_hidden: hidden sizes of D_C's MLP.
             disc_width: channels of D_I's first conv, doubling per stage (default: 2 * width).
             disc_fc: size of D_I's fully connected layer.
-            code_adv_weight: weight of the encoder's D_C-fooling term in the AAE phase.
+            code_adv_weight: weight of the encoder's D_C-fooling term in the AAE phase (paper: 1,
+                stable: 0.1).
             info_weight: weight of the information term (Eq. 7) for CG, Dec and Q.
+            code_follow_weight: beyond the paper (paper: 0, CG is fixed in the AAE phase; stable: 1):
+                CG also plays against D_C in the AAE phase, with this weight, towards the encoder's
+                codes, so it learns their spread in code space as well as from D_I in image space.
+            info_on_real: beyond the paper (paper: off; stable: on): when s comes from the data
+                (supervised, conditional), Q also learns s of the real images, as AC-GAN's classifier
+                does, so the information term ties s to what s means in the data rather than to any
+                mark CG leaves on its images.
             recon_as_fake: D_I also learns Dec(Enc(x)) = fake.
             condition_bank: conditional: training conditions kept to draw ``sample`` conditions from.
         """
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        given = {"decoder_in_both_phases": decoder_in_both_phases, "code_adv_weight": code_adv_weight,
+                 "code_follow_weight": code_follow_weight, "info_on_real": info_on_real}
+        resolved = {k: v if given[k] is None else given[k] for k, v in PRESETS[preset].items()}
+        decoder_in_both_phases, code_adv_weight, code_follow_weight, info_on_real = (
+            resolved[k] for k in ("decoder_in_both_phases", "code_adv_weight", "code_follow_weight", "info_on_real"))
         super().__init__(latent_dim=latent_dim, lr=lr, betas=betas, **kwargs)
+        self.hparams.update(resolved)  # checkpoints record the values in use (the CLI records the given None)
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
         self.setting = setting
@@ -149,6 +186,10 @@ class CodeGeneratorAAE(GenerativeAE):
         self.learned_prior, self.perceptual_loss = learned_prior, perceptual_loss
         self.decoder_in_both_phases = decoder_in_both_phases
         self.code_adv_weight, self.info_weight, self.recon_as_fake = code_adv_weight, info_weight, recon_as_fake
+        if code_follow_weight < 0:
+            raise ValueError(f"code_follow_weight must be >= 0, got {code_follow_weight}")
+        self.code_follow_weight = code_follow_weight
+        self.info_on_real = info_on_real and setting != "unsupervised"
         # the information term needs s in the decoded prior sample
         self.uses_info = learned_prior or setting != "unsupervised"
 
@@ -343,7 +384,12 @@ class CodeGeneratorAAE(GenerativeAE):
             recon = self.reconstruction_loss(self.decode(z), x)
             fool = adversarial_loss(self.code_logits(z, s), real=True)
             update(recon + self.code_adv_weight * fool)
-        return {"code_disc": d_c, "recon": recon.detach(), "code_fool": fool.detach()}
+        out = {"code_disc": d_c, "recon": recon.detach(), "code_fool": fool.detach()}
+        if self.code_follow_weight and self.code_generator is not None:
+            with self.phase("code_generator") as update:  # CG towards Enc(x), which D_C calls fake
+                prior = self.codes_from(s, self._draw_noise(len(x), self.noise))
+                out["code_follow"] = update(self.code_follow_weight * adversarial_loss(self.code_logits(prior, s), real=False))
+        return out
 
     @property
     def _trains_prior(self) -> bool:
@@ -358,9 +404,11 @@ class CodeGeneratorAAE(GenerativeAE):
             with torch.no_grad():
                 generated = self.decode(self.codes_from(s, self._draw_noise(len(x), self.noise)))
                 fakes = [generated, self.reconstruct(x)] if self.recon_as_fake else [generated]
-            real_logits, _ = self.image_critic(x)
+            real_logits, q_real = self.image_critic(x)
             fake_logits, q = self.image_critic(torch.cat(fakes))
             q_loss = self.information_loss(q[: len(x)], target) if info else q.new_zeros(())
+            if info and self.info_on_real:
+                q_loss = q_loss + self.information_loss(q_real, target)
             d_i = update(discriminator_loss(real_logits, fake_logits) + info * q_loss)
         out = {"image_disc": d_i, "info_disc": q_loss.detach()}
         if not self._trains_prior:

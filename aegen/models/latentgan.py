@@ -246,8 +246,9 @@ class LatentGAN(GenerativeAE):
         p = PRESETS[preset]
         pick = lambda value, default: default if value is None else value  # noqa: E731
         code_dim = pick(latent_dim, p.latent_dim)
-        lr = pick(lr, p.lr)  # resolved before the base class records the hyperparameters
+        lr = pick(lr, p.lr)
         super().__init__(**({} if code_dim is None else {"latent_dim": code_dim}), lr=lr, betas=betas, **kwargs)
+        self.hparams["lr"] = lr  # the optimisers and checkpoints use the resolved rate (the CLI records the given None)
         self.preset = preset
         self.noise_dim = pick(noise_dim, pick(p.noise_dim, self.latent_dim))
         self.num_categorical = pick(num_categorical, p.num_categorical)

@@ -238,7 +238,7 @@ class LatentGAN(GenerativeAE):
             ae_epochs: train the autoencoder alone for this many epochs before the latent GAN starts
                 (paper: 0, both from the start), so the GAN does not chase codes that still move.
             lr: Adam learning rate of the autoencoder, and of G and D/Q unless ``gan_lr`` is set (paper
-                presets: 2e-4; generic/conv: 1e-3, so that the codes settle within a short run).
+                presets and conv: 2e-4; generic: 1e-3, so that the codes settle within a short run).
             betas: Adam betas (paper: 0.5, 0.9).
         """
         if preset not in PRESETS:

@@ -166,11 +166,9 @@ class CodeGeneratorAAE(GenerativeAE):
             raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
         given = {"decoder_in_both_phases": decoder_in_both_phases, "code_adv_weight": code_adv_weight,
                  "code_follow_weight": code_follow_weight, "info_on_real": info_on_real}
-        resolved = {k: v if given[k] is None else given[k] for k, v in PRESETS[preset].items()}
-        decoder_in_both_phases, code_adv_weight, code_follow_weight, info_on_real = (
-            resolved[k] for k in ("decoder_in_both_phases", "code_adv_weight", "code_follow_weight", "info_on_real"))
+        chosen = {k: v if given[k] is None else given[k] for k, v in PRESETS[preset].items()}
         super().__init__(latent_dim=latent_dim, lr=lr, betas=betas, **kwargs)
-        self.hparams.update(resolved)  # checkpoints record the values in use (the CLI records the given None)
+        self.hparams.update(chosen)  # checkpoints record the values in use (the CLI records the given None)
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
         self.setting = setting
@@ -184,12 +182,12 @@ class CodeGeneratorAAE(GenerativeAE):
                              f"({self.cond_dim}) must equal latent_dim ({latent_dim})")
         self.noise_dim = noise_dim
         self.learned_prior, self.perceptual_loss = learned_prior, perceptual_loss
-        self.decoder_in_both_phases = decoder_in_both_phases
-        self.code_adv_weight, self.info_weight, self.recon_as_fake = code_adv_weight, info_weight, recon_as_fake
-        if code_follow_weight < 0:
-            raise ValueError(f"code_follow_weight must be >= 0, got {code_follow_weight}")
-        self.code_follow_weight = code_follow_weight
-        self.info_on_real = info_on_real and setting != "unsupervised"
+        self.decoder_in_both_phases = chosen["decoder_in_both_phases"]
+        self.code_adv_weight, self.info_weight, self.recon_as_fake = chosen["code_adv_weight"], info_weight, recon_as_fake
+        if chosen["code_follow_weight"] < 0:
+            raise ValueError(f"code_follow_weight must be >= 0, got {chosen['code_follow_weight']}")
+        self.code_follow_weight = chosen["code_follow_weight"]
+        self.info_on_real = chosen["info_on_real"] and setting != "unsupervised"
         # the information term needs s in the decoded prior sample
         self.uses_info = learned_prior or setting != "unsupervised"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 IMAGE_SIZES = (16, 32, 64, 128)
@@ -168,6 +169,40 @@ class LatentDiscriminator(MLP):
         return super().forward(z).squeeze(-1)
 
 
+class EnsembleLinear(nn.Module):
+    """``members`` independent linear layers side by side, in one batched matmul: (M, B, in) ->
+    (M, B, out); ``member=i`` applies layer i alone to (B, in). Each is initialised like nn.Linear."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(in_dim)  # nn.Linear's default init for weights and biases
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor, member: int | None = None) -> Tensor:
+        if member is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.addmm(self.bias[member], x, self.weight[member])
+
+
+class EnsembleMLP(nn.Module):
+    """``members`` independent MLPs (``in_dim -> hidden... -> out_dim``, activation between layers)
+    trained side by side: (M, B, in) -> (M, B, out) in a few batched matmuls, or one member
+    (``member=i``) on (B, in). As fast as one MLP for small widths, so many restarts are cheap."""
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu") -> None:
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims, dims[1:]))
+        self.activation = _activation(activation)
+        self.members = members
+
+    def forward(self, x: Tensor, member: int | None = None) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x if i == 0 else self.activation(x), member)
+        return x
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -177,6 +212,8 @@ __all__ = [
     "IMAGE_SIZES",
     "ConvDecoder",
     "ConvEncoder",
+    "EnsembleLinear",
+    "EnsembleMLP",
     "LatentDiscriminator",
     "MLP",
     "MunitDecoder",

@@ -68,7 +68,7 @@ def test_latentgan_code_standardisation_round_trips_and_tracks_the_codes():
     torch.testing.assert_close(model.code_mean, codes.mean(0))
     torch.testing.assert_close(model.code_std, codes.std(0))
     z = model.to_gan_space(codes)
-    torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-4, rtol=0)  # float32 cancellation near 2.0
     torch.testing.assert_close(model.from_gan_space(z), codes)
     model.update_code_stats(codes + 1.0)  # then an exponential moving average
     torch.testing.assert_close(model.code_mean, codes.mean(0) + 0.5)
@@ -87,17 +87,19 @@ def test_latentgan_noisy_labels():
 
 def test_paper_presets_have_the_papers_sizes():
     model = aegen.get_model("latentgan")(preset="mnist")  # Table 2
-    assert model.generator[0].in_features == 76 and model.latent_dim == 64
-    assert [m.out_features for m in model.discriminator.trunk[0] if isinstance(m, torch.nn.Linear)] == [1000, 1000, 512]
+    assert model.generators.layers[0].weight.shape == (1, 76, 1000) and model.latent_dim == 64
+    assert [layer.weight.shape[-1] for layer in model.discriminators.trunk.layers] == [1000, 1000, 512]
+    assert model.discriminators.heads.weight.shape == (1, 512, 1 + 10 + 2)
     assert model.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 64)
     assert model.decode(torch.zeros(2, 64)).shape == (2, 1, 32, 32)
     assert (model.lambda_disc, model.lambda_cont, model.hparams.lr, tuple(model.hparams.betas)) == (0.1, 1.0, 2e-4, (0.5, 0.9))
     small = {"disc_hidden": (16, 8), "gen_hidden": (16,)}  # the 3000-unit MLPs are not needed to check the rest
     chairs = aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 64, 64), **small)  # Table 3
-    assert chairs.generator[0].in_features == 190 and len(chairs.discriminator.q_categorical) == 3
+    assert chairs.generators.layers[0].weight.shape[1] == 190
+    assert len(chairs.discriminator(torch.zeros(2, 128))[1]) == 3
     assert chairs.reconstruct(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
     celeba = aegen.get_model("latentgan")(preset="celeba", img_shape=(3, 32, 32), **small)  # Table 4
-    assert celeba.generator[0].in_features == 228 and celeba.lambda_disc == 1.0
+    assert celeba.generators.layers[0].weight.shape[1] == 228 and celeba.lambda_disc == 1.0
     assert celeba.reconstruct(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
     with pytest.raises(ValueError, match="64x64 images, got 32x32"):
         aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 32, 32), **small)
@@ -203,12 +205,12 @@ def test_latentgan_ae_epochs_train_the_autoencoder_alone_first(tmp_path):
     from tests.test_models import TinyBatch
 
     model = aegen.get_model("latentgan")(**TINY, ae_epochs=2, gan_steps=1)
-    gan_before = [p.detach().clone() for p in [*model.generator.parameters(), *model.discriminator.parameters()]]
+    gan_before = [p.detach().clone() for p in [*model.generators.parameters(), *model.discriminators.parameters()]]
     enc_before = [p.detach().clone() for p in model.encoder.parameters()]
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(model, TinyBatch(batch_size=8))
-    gan_after = [*model.generator.parameters(), *model.discriminator.parameters()]
+    gan_after = [*model.generators.parameters(), *model.discriminators.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(gan_before, gan_after))  # no GAN update during the AE epochs
     assert not all(torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
     assert trainer.global_step == 4  # 2 epochs x 2 batches, one autoencoder step each
@@ -216,22 +218,27 @@ def test_latentgan_ae_epochs_train_the_autoencoder_alone_first(tmp_path):
 
 def test_latentgan_keeps_the_restart_whose_q_is_most_informative_on_real_codes():
     model = aegen.get_model("latentgan")(**TINY, num_categories=4, restarts=3)
-    assert len(model.generators) == len(model.discriminators) == 3 and model.kept == 0
+    assert model.generators.members == 3 and model.kept == 0
     # this epoch's Q(c | Enc(X)) on two real codes, per restart: 0 is confident but puts both codes
     # in one category (I = 0), 1 is confident and balanced (I = log 2), 2 is unsure (I = 0)
     per_restart = [torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]), torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]),
                    torch.full((2, 4), 0.25)]
-    for i, probs in enumerate(per_restart):
-        model.record_clusters(i, probs.clamp_min(1e-30).log())
+    model.record_clusters(torch.stack(per_restart).clamp_min(1e-30).log())
     torch.testing.assert_close(model.cluster_information(), torch.tensor([0.0, math.log(2), 0.0]), atol=1e-5, rtol=0)
     model.keep_most_informative()
-    assert model.kept == 1 and model.generator is model.generators[1] and model.discriminator is model.discriminators[1]
+    assert model.kept == 1
     x = torch.rand(3, 1, 32, 32) * 2 - 1
     z = model.to_gan_space(model.encode(x))
-    torch.testing.assert_close(model.cluster_logits(x), model.discriminators[1](z)[1][0])
+    everyone = model.discriminators(z.expand(3, *z.shape))[1][0]
+    torch.testing.assert_close(model.cluster_logits(x), everyone[1])  # the kept restart's Q, computed alone
+    assert not torch.allclose(everyone[0], everyone[1])
+    noise, c, u = model.sample_codes(3)
+    onehot = torch.nn.functional.one_hot(c, 4).flatten(1).float()
+    torch.testing.assert_close(model.gan_codes(noise, c, u),
+                               model.generators(torch.cat([noise, onehot, u], 1).expand(3, 3, -1))[1])
     # the paper's single latent GAN records nothing and keeps restart 0
     single = aegen.get_model("latentgan")(**TINY, preset="generic", restarts=1)
-    single.record_clusters(0, torch.zeros(2, 10))
+    single.record_clusters(torch.zeros(1, 2, 10))
     assert single.cluster_information() is None and single.kept == 0
 
 

@@ -52,7 +52,7 @@ from scipy.optimize import linear_sum_assignment
 from aegen.losses import adversarial_loss, information_loss
 from aegen.metrics.clustering import contingency
 from aegen.models.base import GenerativeAE
-from aegen.nets import MLP, ConvDecoder, ConvEncoder
+from aegen.nets import ConvDecoder, ConvEncoder, EnsembleLinear, EnsembleMLP
 from aegen.registry import register_model
 
 
@@ -145,22 +145,23 @@ class UpsampleConvDecoder(nn.Sequential):
 
 
 class DiscriminatorQ(nn.Module):
-    """D and Q on codes: a shared ReLU MLP trunk, a real/fake logit, K logits per categorical code
-    and one output per continuous code (Table 2, column 3: "fc-o1-sig, fc-o2, fc-o10")."""
+    """D and Q on codes, for every restart side by side: a shared ReLU MLP trunk, then one linear
+    layer to a real/fake logit, K logits per categorical code and one output per continuous code
+    (Table 2, column 3: "fc-o1-sig, fc-o2, fc-o10")."""
 
     def __init__(self, latent_dim: int, hidden: tuple[int, ...], num_categorical: int, num_categories: int,
-                 num_continuous: int) -> None:
+                 num_continuous: int, restarts: int = 1) -> None:
         super().__init__()
-        self.trunk = nn.Sequential(MLP(latent_dim, hidden[:-1], hidden[-1]), nn.ReLU())
-        self.d_head = nn.Linear(hidden[-1], 1)
-        self.q_categorical = nn.ModuleList(nn.Linear(hidden[-1], num_categories) for _ in range(num_categorical))
-        self.q_continuous = nn.Linear(hidden[-1], num_continuous) if num_continuous else None
+        self.trunk = EnsembleMLP(restarts, latent_dim, hidden[:-1], hidden[-1])
+        self.heads = EnsembleLinear(restarts, hidden[-1], 1 + num_categorical * num_categories + num_continuous)
+        self.num_categorical, self.num_categories = num_categorical, num_categories
 
-    def forward(self, z: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
-        """Codes (B, D) -> (real/fake logits (B,), categorical logits [(B, K)...], continuous (B, L))."""
-        h = self.trunk(z)
-        u = h.new_zeros(len(h), 0) if self.q_continuous is None else self.q_continuous(h)
-        return self.d_head(h).squeeze(-1), [head(h) for head in self.q_categorical], u
+    def forward(self, z: Tensor, member: int | None = None) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Codes (restarts, B, D), or (B, D) for restart ``member`` -> (real/fake logits (..., B),
+        categorical logits [(..., B, K)...], continuous (..., B, L))."""
+        out = self.heads(F.relu(self.trunk(z, member)), member)
+        logit, cats, u = out.split([1, self.num_categorical * self.num_categories, out.shape[-1] - 1 - self.num_categorical * self.num_categories], -1)
+        return logit.squeeze(-1), list(cats.split(self.num_categories, -1)), u
 
 
 @register_model("latentgan")
@@ -301,25 +302,18 @@ class LatentGAN(GenerativeAE):
             self.encoder = StridedConvEncoder(shape, encoder, self.latent_dim)
             self.decoder = UpsampleConvDecoder(shape, decoder, self.latent_dim)
         gen_in = self.noise_dim + self.num_categorical * self.num_categories + self.num_continuous
-        self.generators = nn.ModuleList(MLP(gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
-                                        for _ in range(self.restarts))
-        self.discriminators = nn.ModuleList(
-            DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)), self.num_categorical,
-                           self.num_categories, self.num_continuous) for _ in range(self.restarts))
+        # every restart's G and D/Q side by side, in batched matmuls (see ``restarts``)
+        self.generators = EnsembleMLP(self.restarts, gen_in, tuple(pick(gen_hidden, p.gen_hidden)), self.latent_dim)
+        self.discriminators = DiscriminatorQ(self.latent_dim, tuple(pick(disc_hidden, p.disc_hidden)), self.num_categorical,
+                                             self.num_categories, self.num_continuous, self.restarts)
         # the kept latent GAN, and this epoch's sums of Q(c|Enc(X)) and of its entropy per restart (a
         # plain tensor, not a buffer: DDP would overwrite every process's sums with rank 0's)
         self.register_buffer("kept", torch.tensor(0))
         self.q_sums: Tensor | None = None
 
-    @property
-    def generator(self) -> nn.Module:
-        """G of the kept latent GAN (see ``restarts``)."""
-        return self.generators[int(self.kept)]
-
-    @property
-    def discriminator(self) -> DiscriminatorQ:
-        """D/Q of the kept latent GAN (see ``restarts``)."""
-        return self.discriminators[int(self.kept)]
+    def discriminator(self, z: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+        """D/Q of the kept latent GAN (see ``restarts``) on codes (B, D) in the GAN's space."""
+        return self.discriminators(z, int(self.kept))
 
     # ----------------------------------------------------------------- the autoencoder
     def encode(self, x: Tensor) -> Tensor:
@@ -363,11 +357,12 @@ class LatentGAN(GenerativeAE):
         (B, num_categorical) and continuous codes (B, num_continuous)."""
         return self.from_gan_space(self.gan_codes(noise, categories, continuous))
 
-    def gan_codes(self, noise: Tensor, categories: Tensor, continuous: Tensor, generator: nn.Module | None = None) -> Tensor:
-        """G's output, in the space D sees (standardised codes when ``standardize_codes``); ``generator``:
-        one of ``generators`` (default: the kept one)."""
-        onehot = F.one_hot(categories, self.num_categories).flatten(1).to(noise.dtype)
-        return (self.generator if generator is None else generator)(torch.cat([noise, onehot, continuous], dim=1))
+    def gan_codes(self, noise: Tensor, categories: Tensor, continuous: Tensor) -> Tensor:
+        """G's output, in the space D sees (standardised codes when ``standardize_codes``): the kept
+        restart's on inputs (B, ...), or every restart's on inputs (restarts, B, ...)."""
+        onehot = F.one_hot(categories, self.num_categories).flatten(-2).to(noise.dtype)
+        member = int(self.kept) if noise.dim() == 2 else None
+        return self.generators(torch.cat([noise, onehot, continuous], dim=-1), member)
 
     def to_gan_space(self, z: Tensor) -> Tensor:
         """Autoencoder codes -> the latent GAN's space: standardised, or unchanged (paper)."""
@@ -407,7 +402,7 @@ class LatentGAN(GenerativeAE):
     def restart_probs(self, x: Tensor) -> list[Tensor]:
         """Q's categorical distribution (B, K) on Enc(x) for every restart; ``kept`` is the one in use."""
         z = self.to_gan_space(self.encode(x))
-        return [discriminator(z)[1][0].softmax(-1) for discriminator in self.discriminators]
+        return list(self.discriminators(z.expand(self.restarts, *z.shape))[1][0].softmax(-1))
 
     def cluster_probs(self, x: Tensor) -> Tensor:
         """softmax(Q_cat(Enc(x))) (B, K): the paper's unsupervised classifier takes its argmax."""
@@ -488,24 +483,29 @@ class LatentGAN(GenerativeAE):
         }
 
     def noisy_labels(self, n: int, real: bool) -> Tensor:
-        """D's targets: 1 - label_smoothing for real, 0 for fake, each flipped with probability label_flip."""
-        target = torch.full((n,), 1.0 - self.label_smoothing if real else 0.0, device=self.device)
+        """D's targets for every restart (restarts, n): 1 - label_smoothing for real, 0 for fake, each
+        flipped with probability label_flip."""
+        shape = (self.restarts, n)
+        target = torch.full(shape, 1.0 - self.label_smoothing if real else 0.0, device=self.device)
         if self.label_flip:
-            flip = torch.rand(n, generator=self.noise, device=self.device) < self.label_flip
+            flip = torch.rand(shape, generator=self.noise, device=self.device) < self.label_flip
             target = torch.where(flip, 1.0 - target, target)
         return target
 
     def latent_gan_inputs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Training draws of (P, c, u) from this rank's noise generator."""
-        noise = self.randn(n, self.noise_dim)
-        c = self.randint(self.num_categories, n, self.num_categorical)
-        u = (torch.rand(n, self.num_continuous, generator=self.noise, device=self.device) * 2 - 1) * self.continuous_range
+        """Training draws of (P, c, u) from this rank's noise generator, for every restart (restarts, n, ...)."""
+        r = self.restarts
+        noise = self.randn(r, n, self.noise_dim)
+        c = self.randint(self.num_categories, r, n, self.num_categorical)
+        u = (torch.rand(r, n, self.num_continuous, generator=self.noise, device=self.device) * 2 - 1) * self.continuous_range
         return noise, c, u
 
     def information(self, cat_logits: list[Tensor], c: Tensor, u_pred: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-        """lambda-weighted InfoGAN loss: (lambda_disc * CE(c) + lambda_cont * MSE(u), CE(c))."""
-        ce, mse = information_loss(cat_logits, c, u_pred, u)
-        return self.lambda_disc * ce + self.lambda_cont * mse, ce
+        """lambda-weighted InfoGAN loss, summed over restarts, on Q's outputs and G's inputs (restarts,
+        B, ...): (lambda_disc * CE(c) + lambda_cont * MSE(u), CE(c)), each a sum of per-restart means."""
+        ce, mse = information_loss([lg.flatten(0, 1) for lg in cat_logits], c.flatten(0, 1), u_pred.flatten(0, 1),
+                                   u.flatten(0, 1))
+        return self.restarts * (self.lambda_disc * ce + self.lambda_cont * mse), self.restarts * ce
 
     def autoencoder_phase(self, x: Tensor) -> dict[str, Tensor]:
         with self.phase("autoencoder") as update:
@@ -513,38 +513,32 @@ class LatentGAN(GenerativeAE):
 
     def discriminator_phase(self, codes: Tensor) -> dict[str, Tensor]:
         """D maximises V(D, G) with noisy labels; D and Q minimise the information loss on G's codes
-        (every restart, each with its own draws)."""
-        real = self.to_gan_space(codes)
-        n = len(real)
+        (every restart, each with its own draws; the losses are sums over restarts, so each restart
+        gets the gradients it would get alone)."""
+        real = self.to_gan_space(codes).expand(self.restarts, *codes.shape)
+        n, r = len(codes), self.restarts
         with self.phase("discriminator") as update:
-            losses = []
-            for i, (generator, discriminator) in enumerate(zip(self.generators, self.discriminators)):
-                noise, c, u = self.latent_gan_inputs(n)
-                fake = self.gan_codes(noise, c, u, generator).detach()
-                real_logit, real_cats, _ = discriminator(real)
-                fake_logit, cat_logits, u_pred = discriminator(fake)
-                d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(n, True))
+            noise, c, u = self.latent_gan_inputs(n)
+            fake = self.gan_codes(noise, c, u).detach()
+            real_logit, real_cats, _ = self.discriminators(real)
+            fake_logit, cat_logits, u_pred = self.discriminators(fake)
+            d_loss = r * 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(n, True))
                                 + F.binary_cross_entropy_with_logits(fake_logit, self.noisy_labels(n, False)))
-                info, ce = self.information(cat_logits, c, u_pred, u)
-                losses.append(torch.stack([d_loss + info, d_loss.detach(), ce.detach()]))
-                self.record_clusters(i, real_cats[0].detach())
-            losses = torch.stack(losses)
-            update(losses[:, 0].sum())
-        return {"disc": losses[:, 1].mean(), "q_ce": losses[:, 2].mean()}
+            info, ce = self.information(cat_logits, c, u_pred, u)
+            update(d_loss + info)
+            self.record_clusters(real_cats[0].detach())
+        return {"disc": d_loss.detach() / r, "q_ce": ce.detach() / r}
 
     def generator_phase(self, n: int) -> dict[str, Tensor]:
         """G fools D and minimises the same information loss (every restart)."""
+        r = self.restarts
         with self.phase("generator") as update:
-            losses = []
-            for generator, discriminator in zip(self.generators, self.discriminators):
-                noise, c, u = self.latent_gan_inputs(n)
-                fake_logit, cat_logits, u_pred = discriminator(self.gan_codes(noise, c, u, generator))
-                g_loss = adversarial_loss(fake_logit, real=True)
-                info, _ = self.information(cat_logits, c, u_pred, u)
-                losses.append(torch.stack([g_loss + info, g_loss.detach(), info.detach()]))
-            losses = torch.stack(losses)
-            update(losses[:, 0].sum())
-        return {"gen": losses[:, 1].mean(), "info": losses[:, 2].mean()}
+            noise, c, u = self.latent_gan_inputs(n)
+            fake_logit, cat_logits, u_pred = self.discriminators(self.gan_codes(noise, c, u))
+            g_loss = r * adversarial_loss(fake_logit, real=True)
+            info, _ = self.information(cat_logits, c, u_pred, u)
+            update(g_loss + info)
+        return {"gen": g_loss.detach() / r, "info": info.detach() / r}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         losses = self.autoencoder_phase(x)
@@ -561,16 +555,15 @@ class LatentGAN(GenerativeAE):
 
     # ----------------------------------------------------------------- restarts
     @torch.no_grad()
-    def record_clusters(self, restart: int, logits: Tensor) -> None:
-        """Add Q's categorical distribution on a batch of real codes to this epoch's sums: per
-        category, then the entropy, then the count."""
+    def record_clusters(self, logits: Tensor) -> None:
+        """Add every restart's Q categorical distribution on a batch of real codes (logits (restarts, B,
+        K)) to this epoch's sums: per category, then the entropy, then the count."""
         if self.restarts == 1:
             return
         probs = logits.float().softmax(-1)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
-        if self.q_sums is None:
-            self.q_sums = probs.new_zeros(self.restarts, self.num_categories + 2)
-        self.q_sums[restart] += torch.cat([probs.sum(0), entropy.sum().view(1), entropy.new_tensor([len(probs)])])
+        sums = torch.cat([probs.sum(1), entropy.sum(1, keepdim=True), entropy.new_full((self.restarts, 1), probs.shape[1])], 1)
+        self.q_sums = sums if self.q_sums is None else self.q_sums + sums
 
     @torch.no_grad()
     def cluster_information(self) -> Tensor | None:

@@ -118,7 +118,7 @@ def test_generic_preset_scales_table_2s_autoencoder_to_any_size():
         model = aegen.get_model("latentgan")(img_shape=(channels, size, size), width=8, restarts=1)
         assert model.reconstruct(torch.zeros(2, channels, size, size)).shape == (2, channels, size, size)
     conv = aegen.get_model("latentgan")(preset="conv")
-    assert isinstance(conv.encoder, ConvEncoder) and conv.latent_dim == 16 and conv.restarts == 8
+    assert isinstance(conv.encoder, ConvEncoder) and conv.latent_dim == 16 and conv.restarts == 16
     # the autoencoder's learning rate: 1e-3 in the generic preset, the paper's 2e-4 in the others,
     # any value given wins, and the checkpoint records the one in use
     assert (generic.hparams.lr, paper.hparams.lr, conv.hparams.lr) == (1e-3, 2e-4, 2e-4)

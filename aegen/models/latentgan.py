@@ -19,8 +19,9 @@ Settings (``preset``): the paper's Table 2 (``mnist``, 1x32x32), Table 3 (``chai
 Table 4 (``celeba``, 3x32x32), or the default ``generic``: Table 2's autoencoder (64-d code) scaled
 to any supported image size and channel count (``table2_widths``: Table 2 itself at 32 px), with a
 latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, 16 GAN updates per
-minibatch and 8 restarts), and Adam at 1e-3 for every player (the paper's 2e-4 leaves the codes
-moving under the latent GAN for the whole of a short run); ``conv`` is the same latent GAN (8
+minibatch and 16 restarts, trained side by side in batched matmuls), and Adam at 1e-3 for every
+player (the paper's 2e-4 leaves the codes moving under the latent GAN for the whole of a short
+run); ``conv`` is the same latent GAN (8
 updates per minibatch, autoencoder at 2e-4) on aegen.nets' batch-normalised conv autoencoder with a
 16-d code. Every size and rate a preset fixes can be overridden by its own option. Beyond the paper, options:
 ``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
@@ -90,13 +91,13 @@ PRESETS = {
                      (3000, 3000, 3000, 3000), 1.0, 1.0),
     # any image size and channel count, CPU-friendly: Table 2's nets scaled to the image size (Table 2
     # itself at 32 px), a 64-d code, and a small latent GAN: 16-d noise, lambda_disc 1, 16 GAN updates
-    # per minibatch, and 8 latent GANs side by side, keeping the one whose Q has the most information on
+    # per minibatch, and 16 latent GANs side by side, keeping the one whose Q has the most information on
     # Enc(X); Adam at 1e-3 for all (tuned on digits and 5,000 MNIST digits, experiments/README.md)
     "generic": Preset(None, None, 64, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=16, gan_lr=1e-3,
-                      restarts=8, lr=1e-3),
+                      restarts=16, lr=1e-3),
     # the same latent GAN on aegen.nets' conv autoencoder (batch norm, LeakyReLU) with a 16-d code
     "conv": Preset(None, None, None, 16, 1, 10, 2, (256, 256), (256, 256), 1.0, 1.0, gan_steps=8, gan_lr=1e-3,
-                   restarts=8, conv_nets=True),
+                   restarts=16, conv_nets=True),
 }
 
 
@@ -231,10 +232,10 @@ class LatentGAN(GenerativeAE):
                 up to this many (0, the default: only the current minibatch), so several GAN updates
                 per minibatch do not all see the same real codes.
             restarts: latent GANs (G and D/Q) trained side by side on the same codes, each from its own
-                initialisation and noise (paper presets: 1; generic/conv: 8). After every training epoch
-                the one whose Q carries the most information about the real codes is kept for
-                clusters and samples: the largest I(X; c) = H(E[Q(c|z)]) - E[H(Q(c|z))] over that
-                epoch's Enc(X), a label-free criterion (confident and balanced clusters), as k-means
+                initialisation and noise (paper presets: 1; generic/conv: 16, run in batched matmuls at
+                about the cost of 8 separate ones). After every training epoch the one whose Q carries
+                the most information about the real codes is kept for clusters and samples: the
+                largest I(X; c) = H(E[Q(c|z)]) - E[H(Q(c|z))] over that epoch's Enc(X), a label-free criterion (confident and balanced clusters), as k-means
                 keeps the best of its ``n_init`` starts. InfoGAN's clusters vary a lot with the seed.
             ae_epochs: train the autoencoder alone for this many epochs before the latent GAN starts
                 (paper: 0, both from the start), so the GAN does not chase codes that still move.

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from aegen.nets import MLP, ConvDecoder, ConvEncoder, LatentDiscriminator
+from aegen.nets import MLP, ConvDecoder, ConvEncoder, EnsembleMLP, LatentDiscriminator
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128])
@@ -37,3 +37,26 @@ def test_unknown_norm_and_activation_are_named():
 def test_mlp_and_latent_discriminator_shapes():
     assert MLP(3, [5, 6], 2, batch_norm=True, dropout=0.1)(torch.randn(4, 3)).shape == (4, 2)
     assert LatentDiscriminator(7, (9,))(torch.randn(5, 7)).shape == (5,)
+
+
+def test_ensemble_mlp_members_are_independent_mlps_initialised_like_linear():
+    torch.manual_seed(0)
+    ensemble = EnsembleMLP(3, 4, (64,), 2, activation="leaky_relu")
+    x = torch.randn(3, 5, 4)
+    y = ensemble(x)
+    assert y.shape == (3, 5, 2)
+    for i in range(3):  # member i alone equals the same MLP written with nn.Linear
+        first, last = ensemble.layers
+        mlp = MLP(4, (64,), 2, activation="leaky_relu")
+        with torch.no_grad():
+            for linear, layer in zip((mlp[0], mlp[2]), (first, last)):
+                linear.weight.copy_(layer.weight[i].T)
+                linear.bias.copy_(layer.bias[i, 0])
+        torch.testing.assert_close(y[i], mlp(x[i]))
+        torch.testing.assert_close(ensemble(x[i], member=i), y[i])
+    # one member's loss moves only that member's parameters
+    ensemble(x)[1].sum().backward()
+    assert ensemble.layers[0].weight.grad[[0, 2]].abs().sum() == 0 and ensemble.layers[0].weight.grad[1].abs().sum() > 0
+    # nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+    assert ensemble.layers[0].weight.abs().max() <= 0.5 and ensemble.layers[1].weight.abs().max() <= 1 / 8
+    assert ensemble.layers[1].weight.abs().max() > 0.1

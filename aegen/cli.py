@@ -346,8 +346,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
 def cmd_prior(args: argparse.Namespace) -> None:
     from aegen.models.learned_prior import fit_prior
 
+    gan = {"gan_loss": args.gan_loss, "gaussian_start": args.gan_loss == "mmd"} if args.kind == "gan" else {}
     fit_prior(args.checkpoint, args.out, kind=args.kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-              gmm_components=args.components)
+              gmm_components=args.components, **gan)
     print(f"checkpoint: {args.out}")
 
 
@@ -441,6 +442,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2000, help="gan: latent-GAN updates (one D and one G step each)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--components", type=int, default=10, help="gmm: mixture components")
+    p.add_argument("--gan-loss", default="mmd", choices=("mmd", "standard"),
+                   help="gan: the code generator's loss; mmd (default): match D's features of the codes with a "
+                   "kernel MMD, starting from the codes' Gaussian; standard: a plain MLP generator with the non-saturating GAN "
+                   "loss (the LatentGAN paper's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_prior)
     p = sub.add_parser("explore", help="a PNG sheet exploring one factor's code block (rows: test images, "

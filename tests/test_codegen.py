@@ -217,19 +217,21 @@ def test_vamp_elbo_goes_down(tmp_path):
     assert not torch.equal(pseudo, model.pseudo)  # the pseudo-inputs learn
 
 
-@pytest.mark.parametrize("kind", ["gan", "gmm"])
-def test_aegen_prior_round_trip(kind, tmp_path, capsys):
+@pytest.mark.parametrize("kind, extra", [("gan", []), ("gan", ["--gan-loss", "standard"]), ("gmm", [])])
+def test_aegen_prior_round_trip(kind, extra, tmp_path, capsys):
     torch.manual_seed(0)
     base = aegen.get_model("ae")(latent_dim=8, width=8)
     trainer = _fit(base, aegen.get_data("digits")(batch_size=32), 3, tmp_path)
     trainer.save_checkpoint(tmp_path / "ae.ckpt")
     out = tmp_path / "prior.ckpt"
     assert main(["prior", str(tmp_path / "ae.ckpt"), "--out", str(out), "--kind", kind, "--steps", "3",
-                 "--components", "3", "--batch-size", "64"]) == 0
+                 "--components", "3", "--batch-size", "64", *extra]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"checkpoint: {out}"
 
     model = aegen.load(out)
     assert isinstance(model, LearnedPrior) and model.kind == kind and not model.training
+    if kind == "gan":  # --gan-loss standard: the paper's plain latent GAN
+        assert (model.gan_loss, model.gaussian_start) == (("standard", False) if extra else ("mmd", True))
     record = torch.load(out, weights_only=True)["aegen"]
     assert record["prior"]["kind"] == kind and record["prior"]["base"] == "ae" and record["data"]["name"] == "digits"
     x = aegen.get_data("digits")().tensors("test", 4)[0]

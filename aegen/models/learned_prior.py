@@ -6,7 +6,15 @@ hyperparameters, so checkpoints stay weights-only) and replaces what ``sample`` 
 - ``kind="gan"``: a code generator G (MLP, Gaussian noise -> code) trained adversarially against
   a latent discriminator D that sees the base encoder's codes (detached) as real, G's as fake: a
   latent GAN as in the LatentGAN autoencoder and the learned-prior AAE's code generator, with the
-  decoder frozen.
+  decoder frozen. By default (``gaussian_start``, ``gan_loss="mmd"``) G starts as the Gaussian
+  fitted to the codes (``G(n) = mean + L (n + MLP(n))``, the MLP's last layer at zero), D sees
+  whitened codes and is trained with the usual real/fake loss, and G minimises a Gaussian-kernel
+  MMD between D's penultimate features of real and generated codes (kernel feature matching, the
+  MMD-GAN generator loss on D's features). The plain non-saturating loss (``gan_loss="standard"``,
+  ``gaussian_start=False``: the earlier behaviour) drifts away from the codes on small data: with
+  1,437 digits codes in 64 dimensions D memorises the real set and G chases it (`aegen prior` on
+  the 20-epoch digits ae, code 64: judge-FID 21 against 6.2 for the ae's own Gaussian sampler; the
+  default gives about 3.5, below the Gaussian, with 1000 to 3000 updates).
 - ``kind="gmm"``: a scikit-learn ``GaussianMixture`` fitted to the encoder's training codes (the
   cheap alternative), stored as tensors (weights, means, Cholesky factors).
 
@@ -30,6 +38,7 @@ from aegen.nets import MLP, LatentDiscriminator
 from aegen.registry import get_model, register_model
 
 KINDS = ("gan", "gmm")
+GAN_LOSSES = ("mmd", "standard")
 #: GenerativeAE's own arguments: shared by the wrapper and its base
 SHARED = ("img_shape", "latent_dim", "num_classes", "lr", "betas", "width", "grad_clip")
 
@@ -53,6 +62,9 @@ class LearnedPrior(GenerativeAE):
         prior_betas: tuple[float, float] = (0.5, 0.999),
         gmm_components: int = 10,
         gmm_covariance: str = "full",
+        gan_loss: str = "mmd",
+        gaussian_start: bool = True,
+        mmd_bandwidths: tuple[float, ...] = (0.0625, 0.125, 0.25, 0.5, 1.0),
         **kwargs,
     ) -> None:
         """
@@ -69,6 +81,15 @@ class LearnedPrior(GenerativeAE):
             prior_betas: Adam betas of the code generator and its discriminator.
             gmm_components: mixture components of the Gaussian mixture.
             gmm_covariance: covariance type of the mixture (full, diag, tied, spherical).
+            gan_loss: the code generator's loss. mmd: a Gaussian-kernel MMD between D's penultimate
+                features of a real and a generated batch (features scaled to unit RMS on the real
+                batch; D itself keeps the real/fake loss); standard: the non-saturating GAN loss.
+            gaussian_start: G outputs ``mean + L (n + MLP(n))`` with the MLP's last layer at zero,
+                so it starts as the Gaussian fitted to the codes (``fit_code_whitening``; mean and
+                Cholesky factor L of their covariance), and D sees whitened codes ``L^-1 (z - mean)``;
+                needs noise_dim equal to the code size. Off: G is a plain MLP and D sees raw codes.
+            mmd_bandwidths: gan_loss mmd: the kernel's bandwidths, as RMS per-feature distances
+                (the kernel is the sum of exp(-|a - b|^2 / (2 dim s^2)) over them).
         """
         super().__init__(**kwargs)
         if kind not in KINDS:
@@ -80,9 +101,20 @@ class LearnedPrior(GenerativeAE):
         self.kind, self.train_base = kind, train_base
         dim = self.base.latent_dim
         if kind == "gan":
+            if gan_loss not in GAN_LOSSES:
+                raise ValueError(f"unknown gan_loss {gan_loss!r}; choose one of: {', '.join(GAN_LOSSES)}")
             self.noise_dim = noise_dim or dim
+            if gaussian_start and self.noise_dim != dim:
+                raise ValueError(f"gaussian_start needs noise_dim equal to the code size {dim}, got {self.noise_dim}")
+            self.gan_loss, self.gaussian_start = gan_loss, gaussian_start
             self.code_generator = MLP(self.noise_dim, generator_hidden, dim, activation="leaky_relu")
             self.code_discriminator = LatentDiscriminator(dim, disc_hidden)
+            if gaussian_start:
+                torch.nn.init.zeros_(self.code_generator[-1].weight)
+                torch.nn.init.zeros_(self.code_generator[-1].bias)
+                # the Gaussian fitted to the codes (identity until fit_code_whitening)
+                self.register_buffer("code_mean", torch.zeros(dim))
+                self.register_buffer("code_scale_tril", torch.eye(dim))
         else:
             if gmm_components < 1:
                 raise ValueError(f"gmm_components must be a positive integer, got {gmm_components}")
@@ -105,10 +137,40 @@ class LearnedPrior(GenerativeAE):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Codes from the learned prior: G(noise), or a draw from the Gaussian mixture."""
         if self.kind == "gan":
-            return self.code_generator(torch.randn(n, self.noise_dim, generator=generator, device=self.device))
+            return self.generate_codes(torch.randn(n, self.noise_dim, generator=generator, device=self.device))
         component = torch.multinomial(self.gmm_weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.gmm_means.shape[1], 1, generator=generator, device=self.device)
         return self.gmm_means[component] + (self.gmm_scale_tril[component] @ eps).squeeze(-1)
+
+    def generate_codes(self, noise: Tensor) -> Tensor:
+        """The code generator: ``mean + L (n + MLP(n))`` with gaussian_start, else ``MLP(n)``."""
+        out = self.code_generator(noise)
+        if not self.gaussian_start:
+            return out
+        return self.code_mean + (noise + out) @ self.code_scale_tril.T
+
+    def whiten(self, codes: Tensor) -> Tensor:
+        """What D sees: ``L^-1 (z - mean)`` with gaussian_start, else the codes themselves."""
+        if not self.gaussian_start:
+            return codes
+        return torch.linalg.solve_triangular(self.code_scale_tril, (codes - self.code_mean).T, upper=False).T
+
+    @torch.no_grad()
+    def fit_code_whitening(self, codes: Tensor, eps: float = 1e-5) -> None:
+        """Set G's starting Gaussian (and D's whitening) to the mean and covariance of codes (N, D)."""
+        codes = codes.detach().double()
+        cov = torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
+        cov = cov + eps * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+        self.code_mean.copy_(codes.mean(0))
+        self.code_scale_tril.copy_(torch.linalg.cholesky(cov))
+
+    def mmd(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Squared MMD (biased estimate) between two feature batches with a sum of Gaussian kernels."""
+        both = torch.cat([real, fake])
+        d2 = torch.cdist(both, both).square() / both.shape[1]
+        kernel = sum(torch.exp(-d2 / (2 * s * s)) for s in self.hparams.mmd_bandwidths)
+        n = len(real)
+        return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
 
     @torch.no_grad()
     def fit_gmm(self, codes: Tensor, seed: int = 0) -> None:
@@ -148,16 +210,29 @@ class LearnedPrior(GenerativeAE):
         """D: the encoder's codes real, G(noise) fake; then G fools D. The base stays untouched."""
         with torch.no_grad():
             codes = self.base.encode(x)
+        real = self.whiten(codes)
+        disc = self.code_discriminator
         with self.phase("prior_discriminator") as update:
-            fake = self.code_generator(self.randn(len(x), self.noise_dim)).detach()
-            d_loss = update(discriminator_loss(self.code_discriminator(codes), self.code_discriminator(fake)))
+            fake = self.whiten(self.generate_codes(self.randn(len(x), self.noise_dim))).detach()
+            d_loss = update(discriminator_loss(disc(real), disc(fake)))
         with self.phase("prior_generator") as update:
-            g_loss = update(adversarial_loss(self.code_discriminator(self.code_generator(self.randn(len(x), self.noise_dim))), real=True))
+            fake = self.whiten(self.generate_codes(self.randn(len(x), self.noise_dim)))
+            if self.gan_loss == "mmd":  # G matches D's penultimate features of the real batch
+                features = torch.nn.Sequential(*list(disc)[:-1])
+                real_features = features(real)
+                scale = real_features.detach().square().mean().sqrt().clamp_min(1e-8)
+                g_loss = update(self.mmd(real_features / scale, features(fake) / scale))
+            else:
+                g_loss = update(adversarial_loss(disc(fake), real=True))
         return {"prior_disc": d_loss, "prior_gen": g_loss}
 
     def on_train_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        if self.kind == "gan" and self.gaussian_start and datamodule is not None:
+            # G starts as the Gaussian fitted to the (eval-mode) training codes; D sees codes whitened by it
+            self.fit_code_whitening(self.training_codes(datamodule))
         if not self.train_base:
-            self.base.eval()  # frozen: its codes are the eval-mode codes it samples with
+            self.base.eval()  # frozen: its codes are the eval-mode codes it samples with (after the above)
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         losses = dict(self.base.training_phases(x, y)) if self.train_base else {}
@@ -174,9 +249,15 @@ class LearnedPrior(GenerativeAE):
             return
         if self.base.samples_from_code_gaussian:
             self.base.fit_code_gaussian(datamodule.train_dataloader())
+        if self.kind == "gan" and self.gaussian_start:  # follow the moving codes
+            self.fit_code_whitening(self.training_codes(datamodule))
         if self.kind == "gmm":
-            codes = encode_batches(self, datamodule.train_dataloader())
-            self.fit_gmm(self.all_gather(codes).flatten(0, -2) if self.trainer.world_size > 1 else codes)
+            self.fit_gmm(self.training_codes(datamodule))
+
+    def training_codes(self, datamodule) -> Tensor:
+        """Eval-mode codes of the training split, gathered from every process."""
+        codes = encode_batches(self, datamodule.train_dataloader())
+        return self.all_gather(codes).flatten(0, -2) if self.trainer.world_size > 1 else codes
 
 
 @torch.no_grad()
@@ -224,7 +305,9 @@ def fit_prior(
     """Fit a learned prior to a trained checkpoint's codes and write a new checkpoint at ``out``.
 
     GAN: ``steps`` latent-GAN updates (each one discriminator and one generator step) on batches of
-    the checkpoint's training data, through a Lightning Trainer. GMM: one scikit-learn fit to the
+    the checkpoint's training data, through a Lightning Trainer; with ``gaussian_start`` (the
+    default) G's starting Gaussian and D's whitening are first fitted to the training split's codes
+    (``on_train_start``). GMM: one scikit-learn fit to the
     codes of the whole training split. The new checkpoint records its prior under ``aegen.prior``.
     """
     import pytorch_lightning as pl

@@ -76,6 +76,18 @@ def test_latentgan_code_standardisation_round_trips_and_tracks_the_codes():
     torch.testing.assert_close(paper.to_gan_space(codes), codes)
 
 
+def test_latentgan_global_code_scale_keeps_the_codes_shape():
+    model = aegen.get_model("latentgan")(**TINY, code_scale="global")
+    codes = torch.randn(4096, 8) * torch.tensor([0.01, 0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 0.1]) + 2.0
+    model.update_code_stats(codes)
+    z = model.to_gan_space(codes)
+    torch.testing.assert_close(z.square().mean(), torch.tensor(1.0), atol=1e-2, rtol=0)  # unit size overall
+    torch.testing.assert_close(z.std(0)[4:] / z.std(0)[:4], torch.full((4,), 10.0), rtol=0.1, atol=0)  # same ratios
+    torch.testing.assert_close(model.from_gan_space(z), codes)
+    with pytest.raises(ValueError, match="unknown code_scale"):
+        aegen.get_model("latentgan")(**TINY, code_scale="pca")
+
+
 def test_latentgan_noisy_labels():
     model = aegen.get_model("latentgan")(**TINY, label_smoothing=0.1, label_flip=0.0)
     assert (model.noisy_labels(100, real=True) == 0.9).all() and (model.noisy_labels(100, real=False) == 0).all()

@@ -57,6 +57,9 @@ from aegen.nets import ConvDecoder, ConvEncoder, EnsembleLinear, EnsembleMLP
 from aegen.registry import register_model
 
 
+CODE_SCALES = ("dimension", "global")
+
+
 @dataclass(frozen=True)
 class Preset:
     """One of the paper's settings: architecture and latent-GAN sizes."""
@@ -187,6 +190,7 @@ class LatentGAN(GenerativeAE):
         label_smoothing: float = 0.1,
         label_flip: float = 0.05,
         standardize_codes: bool = True,
+        code_scale: str = "dimension",
         code_momentum: float = 0.02,
         gan_steps: int | None = None,
         gan_lr: float | None = None,
@@ -223,6 +227,11 @@ class LatentGAN(GenerativeAE):
                 running per-dimension mean and std of the training codes; G's codes are mapped back
                 before decoding. The decoder's batch norm makes the code scale arbitrary (a few
                 hundredths on digits), which starves D and Q. False: the paper's raw codes.
+            code_scale: with ``standardize_codes``, divide by each dimension's std (``dimension``) or
+                by one std for all dimensions (``global``: the root mean variance), which keeps the
+                code's shape. Table 2's decoder starts with a ReLU, so code dimensions the encoder
+                keeps negative carry nothing the decoder uses; per-dimension scaling blows them up
+                to the size of the informative ones.
             code_momentum: update rate of the running code mean and std.
             gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
                 (paper presets: 1; generic: 16; conv: 8). More lets the latent GAN converge on small datasets
@@ -271,6 +280,9 @@ class LatentGAN(GenerativeAE):
         if not 0 < code_momentum <= 1:
             raise ValueError(f"code_momentum must be in (0, 1], got {code_momentum}")
         self.standardize_codes, self.code_momentum = standardize_codes, code_momentum
+        if code_scale not in CODE_SCALES:
+            raise ValueError(f"unknown code_scale {code_scale!r}; choose one of: {', '.join(CODE_SCALES)}")
+        self.code_scale = code_scale
         self.gan_steps, self.gan_lr = pick(gan_steps, p.gan_steps), pick(gan_lr, pick(p.gan_lr, lr))
         self.code_bank_size = pick(code_bank, p.code_bank)
         self._code_bank: Tensor | None = None
@@ -375,10 +387,14 @@ class LatentGAN(GenerativeAE):
 
     @torch.no_grad()
     def update_code_stats(self, z: Tensor) -> None:
-        """Move the running per-dimension mean and std towards those of a batch of training codes."""
+        """Move the running per-dimension mean and std (``code_scale``: per dimension or one for all)
+        towards those of a batch of training codes."""
         if not self.standardize_codes or len(z) < 2:
             return
-        mean, std = z.mean(0), z.std(0).clamp_min(1e-8)
+        mean, std = z.mean(0), z.std(0)
+        if self.code_scale == "global":
+            std = std.square().mean().sqrt().expand_as(std)
+        std = std.clamp_min(1e-8)
         if not self.code_stats_seen:
             self.code_mean.copy_(mean)
             self.code_std.copy_(std)

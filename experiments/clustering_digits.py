@@ -79,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="latentgan,infogan,aae_cluster")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ..., first-seed + seeds - 1")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--model-args", type=json.loads, default={},
@@ -90,10 +91,11 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 
     start = time.perf_counter()
-    results: dict[str, dict] = {"kmeans_pixels": {"runs": [kmeans_pixels(s) for s in range(args.seeds)], "seconds": []}}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    results: dict[str, dict] = {"kmeans_pixels": {"runs": [kmeans_pixels(s) for s in seeds], "seconds": []}}
     for name in filter(None, args.models.split(",")):
         results[name] = {"runs": [], "seconds": []}
-        for seed in range(args.seeds):
+        for seed in seeds:
             metrics, seconds = train(name, seed, args.epochs, args.model_args)
             results[name]["runs"].append(metrics)
             results[name]["seconds"].append(seconds)
@@ -101,7 +103,7 @@ def main() -> None:
             save(args, time.perf_counter() - start, results)  # partial results survive an interrupted run
     wall = time.perf_counter() - start
 
-    print(f"\n{args.seeds} seeds, {args.epochs} epochs, digits test split (180 images), errors in %\n")
+    print(f"\nseeds {seeds.start}-{seeds.stop - 1}, {args.epochs} epochs, digits test split (180 images), errors in %\n")
     print("| method | Hungarian | majority | AAE rule | NMI | ARI | train s/run |")
     print("|---|---|---|---|---|---|---|")
     for name, record in results.items():

@@ -62,7 +62,7 @@ def test_latentgan_sample_codes_fix_category_and_continuous_codes():
 
 
 def test_latentgan_code_standardisation_round_trips_and_tracks_the_codes():
-    model = aegen.get_model("latentgan")(**TINY, code_momentum=0.5)
+    model = aegen.get_model("latentgan")(**TINY, code_momentum=0.5, code_scale="dimension")
     codes = torch.randn(64, 8) * 0.03 + 2.0
     model.update_code_stats(codes)  # the first batch sets the statistics exactly
     torch.testing.assert_close(model.code_mean, codes.mean(0))
@@ -77,7 +77,8 @@ def test_latentgan_code_standardisation_round_trips_and_tracks_the_codes():
 
 
 def test_latentgan_global_code_scale_keeps_the_codes_shape():
-    model = aegen.get_model("latentgan")(**TINY, code_scale="global")
+    model = aegen.get_model("latentgan")(**TINY)
+    assert model.code_scale == "global"  # the default
     codes = torch.randn(4096, 8) * torch.tensor([0.01, 0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 0.1]) + 2.0
     model.update_code_stats(codes)
     z = model.to_gan_space(codes)

@@ -277,43 +277,25 @@ class TrainTestDataModule(AEDataModule):
     """A dataset with official train and test sets read from local files into memory.
 
     Validation is a fixed seeded share of the official training set; test is the official test
-    set. Subclasses implement ``load_train_test`` (uint8 images at their native size) and, where
-    torchvision can fetch the files, ``fetch`` (run only with ``--data.download true``).
+    set. Subclasses implement ``load_train_test`` (uint8 images at their native size). Nothing is
+    ever downloaded: a missing file gets one error saying where to get it and where to put it.
     """
 
-    def __init__(self, val_fraction: float = 0.1, download: bool = False, **kwargs) -> None:
+    def __init__(self, val_fraction: float = 0.1, **kwargs) -> None:
         """
         Args:
             val_fraction: share of the official training set held out for validation.
-            download: fetch missing files with torchvision first (the only time aegen downloads).
         """
         super().__init__(**kwargs)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        self.val_fraction, self.download = val_fraction, download
+        self.val_fraction = val_fraction
 
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
         """(train, test) as uint8 (N, C, H, W) images and long labels, from local files."""
         raise NotImplementedError
 
-    def fetch(self) -> None:
-        """Download the files with torchvision (called only when ``download`` is set)."""
-        raise AegenError(f"{self.registry_name} cannot be downloaded by aegen; place its files by hand")
-
-    def prepare_data(self) -> None:
-        if self.download:
-            self._download()
-
-    def _download(self) -> None:
-        try:
-            self.fetch()
-        except OSError as err:  # URLError, DNS failures, timeouts: offline machines and clusters
-            raise AegenError(f"{self.registry_name}: --data.download true could not fetch the files ({err}); "
-                             f"place them under {self.root} by hand and run without --data.download") from None
-
     def load_splits(self) -> dict[str, Split]:
-        if self.download and self.trainer is None:
-            self._download()  # outside a Trainer nobody calls prepare_data
         (train_x, train_y), (test_x, test_y) = self.load_train_test()
         train_x, test_x = resize_uint8(train_x, self.image_size), resize_uint8(test_x, self.image_size)
         fit, val = random_split_indices(len(train_x), (1 - self.val_fraction, self.val_fraction), self.split_seed)

@@ -9,7 +9,7 @@ SVHN (cropped digits): ``<root>/svhn/train_32x32.mat`` and ``test_32x32.mat`` (M
 read with scipy); ``--data.extra true`` adds ``extra_32x32.mat`` to the training data. Label 10
 (the digit 0) becomes class 0.
 
-``--data.download true`` fetches missing files with torchvision first.
+Nothing is downloaded: place the files there yourself.
 """
 
 from __future__ import annotations
@@ -78,15 +78,9 @@ class CIFAR10(TrainTestDataModule):
     TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
     TEST = ("test_batch",)
 
-    def fetch(self) -> None:
-        from torchvision import datasets
-
-        datasets.CIFAR10(str(self.root), train=True, download=True)
-
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
-        how = ("run with --data.download true to fetch them with torchvision, or extract cifar-10-python.tar.gz "
-               "(https://www.cs.toronto.edu/~kriz/cifar.html) into the data root, or point --data.root (or $AEGEN_DATA) "
-               f"at the directory holding {self.folder}")
+        how = ("extract cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into the data root, "
+               f"or point --data.root (or $AEGEN_DATA) at the directory holding {self.folder}; aegen never downloads it")
         paths = find_files(self.root / self.folder, (*self.TRAIN, *self.TEST), self.registry_name, how)
         parts = [read_cifar_batch(p) for p in paths]
         train_x, train_y = (np.concatenate(a) for a in zip(*parts[:-1]))
@@ -132,16 +126,9 @@ class SVHN(TrainTestDataModule):
     def _files(self) -> tuple[str, ...]:
         return ("train_32x32.mat", "test_32x32.mat", *(("extra_32x32.mat",) if self.extra else ()))
 
-    def fetch(self) -> None:
-        from torchvision import datasets
-
-        for split in ("train", "test", *(("extra",) if self.extra else ())):
-            datasets.SVHN(str(self.root / self.folder), split=split, download=True)
-
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
-        how = ("run with --data.download true to fetch them with torchvision, or download them from "
-               "http://ufldl.stanford.edu/housenumbers/ into that directory, or point --data.root (or $AEGEN_DATA) "
-               f"at the directory holding {self.folder}/")
+        how = ("get them from http://ufldl.stanford.edu/housenumbers/ into that directory, or point --data.root "
+               f"(or $AEGEN_DATA) at the directory holding {self.folder}/; aegen never downloads them")
         paths = find_files(self.root / self.folder, self._files(), self.registry_name, how)
         train, test, *extra = (read_svhn_mat(p) for p in paths)
         if extra:

@@ -3,7 +3,7 @@
 ``<root>/MNIST/raw/`` (``<root>/FashionMNIST/raw/`` for Fashion-MNIST) holds
 ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
 ``t10k-labels-idx1-ubyte``, each optionally gzipped (``.gz``). The IDX format is parsed here
-(no torchvision needed); ``--data.download true`` fetches the files with torchvision first.
+(no torchvision needed). Nothing is downloaded: place the files there yourself.
 """
 
 from __future__ import annotations
@@ -52,19 +52,12 @@ class MNIST(TrainTestDataModule):
     channels = 1
     num_classes = 10
     folder = "MNIST"
+    SOURCE = "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror)"
     FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
     @property
     def directory(self) -> Path:
         return self.root / self.folder / "raw"
-
-    def _torchvision_class(self):
-        from torchvision import datasets
-
-        return datasets.MNIST
-
-    def fetch(self) -> None:
-        self._torchvision_class()(str(self.root), train=True, download=True)
 
     def _read_pair(self, images_path: Path, labels_path: Path) -> TensorSplit:
         images, labels = read_idx(images_path), read_idx(labels_path)
@@ -77,8 +70,8 @@ class MNIST(TrainTestDataModule):
         return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
-        how = (f"run with --data.download true to fetch them with torchvision, or place the four IDX files "
-               f"(optionally .gz) there, or point --data.root (or $AEGEN_DATA) at the directory holding {self.folder}/raw")
+        how = (f"place the four IDX files (optionally .gz; from {self.SOURCE}) there, or point --data.root "
+               f"(or $AEGEN_DATA) at the directory holding {self.folder}/raw; aegen never downloads them")
         paths = find_files(self.directory, self.FILES, self.registry_name, how, suffixes=("", ".gz"))
         return self._read_pair(paths[0], paths[1]), self._read_pair(paths[2], paths[3])
 
@@ -88,8 +81,4 @@ class FashionMNIST(MNIST):
     """Fashion-MNIST clothing images from local IDX files (<root>/FashionMNIST/raw), 10 classes."""
 
     folder = "FashionMNIST"
-
-    def _torchvision_class(self):
-        from torchvision import datasets
-
-        return datasets.FashionMNIST
+    SOURCE = "https://github.com/zalandoresearch/fashion-mnist"

@@ -21,16 +21,17 @@ to any supported image size and channel count (``table2_widths``: Table 2 itself
 latent GAN sized for short CPU runs (16-d noise, 256-256 MLPs, lambda_disc 1, 16 GAN updates per
 minibatch and 16 restarts, trained side by side in batched matmuls), and Adam at 1e-3 for every
 player (the paper's 2e-4 leaves the codes moving under the latent GAN for the whole of a short
-run); ``conv`` is the same latent GAN (8
-updates per minibatch, autoencoder at 2e-4) on aegen.nets' batch-normalised conv autoencoder with a
-16-d code. Every size and rate a preset fixes can be overridden by its own option. Beyond the paper, options:
+run); ``conv`` is the same latent GAN (8 updates per minibatch, autoencoder at 2e-4) on aegen.nets'
+batch-normalised conv autoencoder with a 16-d code. Every size and rate a preset fixes can be
+overridden by its own option. Beyond the paper, options:
 ``restarts`` trains several latent GANs side by side on the same codes and keeps the one whose Q
 is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
 clusters vary a lot with the seed; paper presets: 1);
 ``standardize_codes`` (on by default) runs the latent GAN on centred codes divided by one overall
 std (``code_scale``), because the decoder's batch norm leaves the code scale arbitrary (a few
-hundredths with the Table 2 nets on digits, which starved D and Q); ``gan_steps``/``gan_lr``/``code_bank``; ``sample_conditional``
-maps categories to classes by Hungarian matching on the validation split.
+hundredths with the Table 2 nets on digits, which starved D and Q);
+``gan_steps``/``gan_lr``/``code_bank``; ``sample_conditional`` maps categories to classes by
+Hungarian matching on the validation split.
 
 Choices where the paper is silent or inconsistent: the decoder's final conv has one
 channel per image channel (Table 2 prints 3 for MNIST); Table 3's batch-norm widths are typos for
@@ -157,14 +158,15 @@ class DiscriminatorQ(nn.Module):
                  num_continuous: int, restarts: int = 1) -> None:
         super().__init__()
         self.trunk = EnsembleMLP(restarts, latent_dim, hidden[:-1], hidden[-1])
-        self.heads = EnsembleLinear(restarts, hidden[-1], 1 + num_categorical * num_categories + num_continuous)
-        self.num_categorical, self.num_categories = num_categorical, num_categories
+        self.sizes = [1, num_categorical * num_categories, num_continuous]  # the heads' output sections
+        self.heads = EnsembleLinear(restarts, hidden[-1], sum(self.sizes))
+        self.num_categories = num_categories
 
     def forward(self, z: Tensor, member: int | None = None) -> tuple[Tensor, list[Tensor], Tensor]:
         """Codes (restarts, B, D), or (B, D) for restart ``member`` -> (real/fake logits (..., B),
         categorical logits [(..., B, K)...], continuous (..., B, L))."""
         out = self.heads(F.relu(self.trunk(z, member)), member)
-        logit, cats, u = out.split([1, self.num_categorical * self.num_categories, out.shape[-1] - 1 - self.num_categorical * self.num_categories], -1)
+        logit, cats, u = out.split(self.sizes, -1)
         return logit.squeeze(-1), list(cats.split(self.num_categories, -1)), u
 
 

@@ -218,7 +218,7 @@ class LearnedPrior(GenerativeAE):
         with self.phase("prior_generator") as update:
             fake = self.whiten(self.generate_codes(self.randn(len(x), self.noise_dim)))
             if self.gan_loss == "mmd":  # G matches D's penultimate features of the real batch
-                features = torch.nn.Sequential(*list(disc)[:-1])
+                features = torch.nn.Sequential(*list(disc)[:-1])  # the MLP up to its last hidden activation
                 real_features = features(real)
                 scale = real_features.detach().square().mean().sqrt().clamp_min(1e-8)
                 g_loss = update(self.mmd(real_features / scale, features(fake) / scale))

@@ -141,7 +141,17 @@ def test_block_tools_and_inferred_blocks():
     assert blocks == {"a": [2, 3], "b": [0, 1]}
 
 
-def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path):
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no judge cache but this test's data root
     ckpt = fit_cli(capsys, "--model", "deae", *DATA, *MODEL, "--trainer.max_steps", "8",
                    "--trainer.limit_val_batches", "1")
     assert ckpt.parent.parent.parent.name == "deae-fonts"
@@ -168,18 +178,22 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path):
     torch.testing.assert_close(again.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
     assert model.blocks["font"] == slice(2, 4)
 
-    # controllability scores with tiny cached judges, and block inference for a model without blocks
+    # controllability scores from a cold judge cache: evaluate trains the per-factor judges (inside
+    # edit_scores' no_grad) and caches them; then the scores again with the cached judges
+    judges_dir = tmp_path / "data" / "judges"
+    assert not judges_dir.exists()
+    assert main(["evaluate", str(ckpt), "--metrics", "edit,disentangle", "--out", "ev"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "mig", "dci_disentanglement"} <= set(metrics)
+    assert len(list(judges_dir.glob("fonts.*.pt"))) == len(list(judges_dir.glob("fonts.*.json"))) == 5
     dm = fonts()
     judges = ctl.factor_judges(dm, max_steps=30)
-    assert set(judges) == set(dm.factor_names)
-    assert (tmp_path / "data" / "judges").is_dir()
+    assert set(judges) == set(dm.factor_names) and all("path" not in j.meta for j in judges.values())  # cached
     scores = ctl.edit_scores(model, dm, judges=judges)
     assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter"} <= set(scores)
     assert all(0 <= v <= 1 for v in scores.values())
     assert scores["edit_acc"] <= min(scores["edit_acc_target"], scores["edit_acc_keep"]) + 1e-9
-    assert main(["evaluate", str(ckpt), "--metrics", "edit,disentangle", "--out", "ev"]) == 0
-    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert {"edit_acc_target", "edit_acc_keep", "mig", "dci_disentanglement"} <= set(metrics)
+    assert scores == {k: metrics[k] for k in scores}  # the same judges and seed as evaluate's
     ae = aegen.get_model("ae")(img_shape=(3, 16, 16), latent_dim=8, width=8).eval()
     blocks = ctl.factor_blocks(ae, dm)
     assert set(blocks) == set(dm.factor_names) and all(blocks.values())

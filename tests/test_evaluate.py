@@ -149,15 +149,157 @@ def test_callbacks_log_metrics_under_two_process_ddp(judged, tmp_path):
     assert "val/mig" not in logged  # digits has no factors: DisentanglementMetrics warns and skips
 
 
-def test_disentanglement_of_a_model_trained_on_fonts(capsys, tmp_path):
-    data = ["--data", "fonts", "--data.num_items", "400", "--data.subset", "{letter: 4, font: 2}"]
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~20x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch) -> Path:
+    """No judge cached anywhere this test could read: a fresh data root (conftest's $AEGEN_DATA) and a
+    fresh HOME (no ~/.cache/aegen); returns the (not yet existing) judge cache folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    judges = Path(os.environ["AEGEN_DATA"]) / "judges"
+    assert not judges.exists()
+    return judges
+
+
+def _cached_judges(judges: Path) -> list[str]:
+    """Names of the judges cached whole in ``judges`` (a .pt with its .json), checking no temporary is left."""
+    assert not [f.name for f in judges.iterdir() if f.suffix not in (".pt", ".json", ".lock")]
+    names = sorted(f.stem for f in judges.glob("*.pt"))
+    assert names == sorted(f.stem for f in judges.glob("*.json"))
+    for name in names:
+        assert json.loads((judges / f"{name}.json").read_text())["key"] == name
+    return names
+
+
+def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(capsys, cold_cache, one_thread):
+    # `aegen fit --model ae --data fonts` then `aegen evaluate CKPT`, shrunk: no judge is cached, so the
+    # evaluation trains the letter judge (judge, interp) and one judge per factor (edit, under no_grad)
+    data = ["--data", "fonts", "--data.image_size", "16", "--data.num_items", "400", "--data.subset", "{letter: 4, font: 2}"]
     ckpt = fit_cli(capsys, "--model", "ae", *data, "--model.latent_dim", "8", "--model.width", "8",
-                   "--trainer.max_epochs", "1")
-    assert main(["evaluate", str(ckpt), "--out", "ev", "--metrics", "disentangle", "--disentangle-points", "200"]) == 0
+                   "--trainer.max_steps", "12")
+    assert not cold_cache.exists()
+    assert main(["evaluate", str(ckpt), "--out", "ev", "--num-samples", "100", "--interp-samples", "50",
+                 "--disentangle-points", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae_score", "sap"):
+    assert out["data"] == "fonts"
+    assert out["groups"] == ["judge", "cluster", "disentangle", "edit", "recon", "interp"], out["skipped"]
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae_score", "sap",
+                "edit_acc", "edit_acc_target", "edit_acc_keep", "edit_acc/letter", "recon_acc_keep", "judge_test_acc",
+                "nmi", "ssim"):
         assert 0 <= out[key] <= 1, key
-    assert out["data"] == "fonts" and out["groups"] == ["disentangle"]
+    assert out["edit_acc"] <= min(out["edit_acc_target"], out["edit_acc_keep"]) + 1e-9
+    for key in ("fid_judge", "interp_fid_judge", "psnr"):
+        assert out[key] > 0, key
+    factors = ("letter", "font", "size", "font_colour", "background_colour")
+    names = _cached_judges(cold_cache)
+    assert len(names) == 6 and sum(n.startswith("fonts-") for n in names) == 1
+    assert {n.split("-")[0] for n in names} == {"fonts", *(f"fonts.{f}" for f in factors)}
+
+
+def test_judge_groups_on_digits_from_a_cold_judge_cache(capsys, trained_ae, cold_cache, one_thread):
+    # the digits judge, trained by the first group that needs it (the order given); no digits_judge fixture
+    assert main(["evaluate", str(trained_ae), "--out", "ev", "--metrics", "interp,judge,cluster",
+                 "--num-samples", "200", "--interp-samples", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["groups"] == ["interp", "judge", "cluster"]
+    assert out["interp_fid_judge"] > 0 and out["fid_judge"] > 0 and out["is_judge_mean"] >= 1
+    assert out["judge_test_acc"] > 0.8 and out["judge_path"].startswith(str(cold_cache))
+    assert [n.split("-")[0] for n in _cached_judges(cold_cache)] == ["digits"]
+
+
+def test_judges_train_whatever_the_callers_grad_mode(tmp_path, one_thread):
+    from aegen.data.fonts import Fonts
+    from aegen.metrics import controllability as ctl
+    from aegen.metrics.judge import JudgeNet, get_judge, judge_path, train_judge
+
+    settings = {"image_size": 16, "num_items": 48, "root": str(tmp_path / "judge-data"),
+                "subset": {"letter": 3, "font": 2, "size": 2, "font_colour": 2, "background_colour": 2}}
+    with torch.inference_mode():  # the data set up in inference mode too: its tensors cannot be saved for backward
+        dm = Fonts(**settings)
+        dm.setup("fit")
+        in_inference = train_judge(dm, max_steps=3)
+        assert torch.is_inference_mode_enabled()
+    # cache misses under no_grad (as in edit_scores): the class judge and a factor's are trained and cached
+    assert not judge_path(dm).exists()
+    with torch.no_grad():
+        in_no_grad = get_judge(dm, max_steps=3)
+        judges = ctl.factor_judges(dm, ["font"], max_steps=3)
+        assert not torch.is_grad_enabled()
+    assert in_no_grad.meta["path"] == str(judge_path(dm)) and "path" in judges["font"].meta  # trained, not loaded
+    assert len(_cached_judges(judge_path(dm).parent)) == 2
+
+    reference = train_judge(Fonts(**settings), max_steps=3).state_dict()
+    torch.manual_seed(0)
+    assert not torch.equal(JudgeNet(3, 3, 16).head.weight, reference["head.weight"])  # training moved the weights
+    for net in (in_inference, in_no_grad):
+        assert not net.training and net.meta["train"]["steps"] == 3
+        assert all(torch.equal(v, reference[k]) for k, v in net.state_dict().items())
+    again = ctl.factor_judges(dm, ["font"])
+    assert "path" not in again["font"].meta  # loaded from the cache
+    assert torch.equal(again["font"].head.weight, judges["font"].head.weight)
+
+
+CONCURRENT_JUDGE = """
+import contextlib, sys, time
+from pathlib import Path
+import torch
+import aegen.metrics.judge as J
+from aegen.data.fonts import Fonts
+
+torch.set_num_threads(1)
+
+dm = Fonts(image_size=16, num_items=48, root=sys.argv[1], subset={"letter": 3, "font": 2})
+dm.setup("fit")
+lock, train = J.judge_lock, J.train_judge
+
+@contextlib.contextmanager
+def spy_lock(path):
+    print("judge-test: missed the cache", flush=True)
+    with lock(path):
+        yield
+
+def slow_train(*args, **kwargs):
+    time.sleep(1.5)  # hold the lock long enough that the other process surely misses the cache too
+    return train(*args, **kwargs)
+
+J.judge_lock, J.train_judge = spy_lock, slow_train
+ready = Path(sys.argv[1]) / f"ready{sys.argv[2]}"
+ready.touch()
+while len(list(Path(sys.argv[1]).glob("ready*"))) < 2:  # start both at once
+    time.sleep(0.01)
+net = J.get_judge(dm, max_steps=5)
+print("judge-test:", "trained" if "path" in net.meta else "loaded", flush=True)
+"""
+
+
+def test_concurrent_evaluations_train_one_judge_and_both_get_it(tmp_path):
+    import subprocess
+    import sys
+
+    from aegen.data.fonts import Fonts
+    from aegen.metrics.judge import judge_path, load_judge
+
+    root = tmp_path / "shared-data"
+    root.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_JUDGE, str(root), str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    said = [[ln.removeprefix("judge-test: ") for ln in out.splitlines() if ln.startswith("judge-test: ")]
+            for out, _ in results]
+    assert all(lines[0] == "missed the cache" for lines in said)  # both missed the cache ...
+    assert sorted(lines[-1] for lines in said) == ["loaded", "trained"]  # ... and only one trained
+    path = judge_path(Fonts(image_size=16, num_items=48, root=str(root), subset={"letter": 3, "font": 2}))
+    assert _cached_judges(path.parent) == [path.stem]
+    assert load_judge(path).meta["train"]["steps"] == 5
 
 
 def test_judge_cache_key_ignores_loader_settings_but_not_data_settings(tmp_path):

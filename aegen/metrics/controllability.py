@@ -151,7 +151,11 @@ def unbiased(datamodule):
 
 
 def factor_judges(datamodule, factors: list[str] | None = None, **train_options: Any) -> dict[str, JudgeNet]:
-    """One cached judge per factor (trained on first use, on the unbiased dataset)."""
+    """One cached judge per factor (trained on first use, on the unbiased dataset).
+
+    Callable under ``torch.no_grad()`` (as ``edit_scores`` is): ``train_judge`` enables gradients
+    itself, and ``get_judge``'s lock keeps concurrent callers from training the same judge twice.
+    """
     data = unbiased(datamodule)
     return {name: get_judge(FactorView(data, name), **train_options) for name in (factors or data.factor_names)}
 

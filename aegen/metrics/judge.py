@@ -4,7 +4,11 @@ Inception weights are often unavailable (no internet) and Inception features of 
 little. A judge is a small CNN trained once, deterministically, on a dataset's training split to
 predict its class (``datamodule.class_labels``: the digit, the fonts letter, ...). It is cached as
 ``<data root>/judges/<dataset key>.pt`` (a plain state dict, read with ``weights_only=True``) plus
-``<dataset key>.json`` (architecture, training settings, validation and test accuracy).
+``<dataset key>.json`` (architecture, training settings, validation and test accuracy). Both are
+written atomically (``aegen.io``), and ``get_judge`` holds ``<dataset key>.lock`` (an ``fcntl.flock``,
+where the platform has one) while it checks the cache, trains and saves, so concurrent evaluations
+that miss the cache train the judge once and never read a half-written one. Training always runs
+with gradients enabled, whatever the caller's grad mode (``torch.no_grad``, ``torch.inference_mode``).
 
 It is registered with torch-fidelity as the feature extractor ``aegen-judge`` (features
 ``features``: the 128-d penultimate layer before its ReLU, standardised with its training-split
@@ -17,9 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): judge_lock locks nothing
+    fcntl = None  # type: ignore[assignment]
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +40,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 from aegen import __version__
 from aegen.checkpoint import read_state_dict
 from aegen.errors import AegenError
+from aegen.io import save_atomic, write_text_atomic
 from aegen.metrics.splits import labelled_batches, split_size
 
 FEATURE_EXTRACTOR = "aegen-judge"
@@ -112,10 +123,20 @@ def train_judge(
     """Train a judge on the training split, on the CPU, deterministically (fixed seed, fixed order).
 
     ``epochs`` passes over the data, at most ``max_steps`` Adam steps. The returned network carries
-    ``meta`` with its settings and its validation and test accuracy.
+    ``meta`` with its settings and its validation and test accuracy. Gradients are enabled (and
+    inference mode off) while it trains, whatever the caller's mode, so it may be called from code
+    under ``torch.no_grad()`` or ``torch.inference_mode()``; the caller's mode is restored after.
     """
     if not datamodule.num_classes:
         raise AegenError(f"dataset {datamodule.registry_name!r} has no classes, so it has no judge")
+    # callers often hold torch.no_grad() or torch.inference_mode() (metric code, validation hooks):
+    # training needs gradients whatever the caller's mode
+    with torch.inference_mode(False), torch.enable_grad():
+        return _train_judge(datamodule, epochs, max_steps, batch_size, lr, width, seed)
+
+
+def _train_judge(datamodule, epochs: int, max_steps: int, batch_size: int, lr: float, width: int,
+                 seed: int) -> JudgeNet:
     n = split_size(datamodule, "train")
     steps = min(max_steps, epochs * math.ceil(n / batch_size))
     with torch.random.fork_rng(devices=[]):
@@ -127,7 +148,10 @@ def train_judge(
         net.train()
         while step < steps:
             for x, y in labelled_batches(datamodule, "train", batch_size, generator=generator):
-                loss = F.cross_entropy(net(x), _class_labels(datamodule, y))
+                target = _class_labels(datamodule, y)
+                # tensors made under inference mode (e.g. a split set up there) cannot be saved for backward
+                x, target = (t.clone() if t.is_inference() else t for t in (x, target))
+                loss = F.cross_entropy(net(x), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -157,13 +181,8 @@ def train_judge(
 def save_judge(net: JudgeNet, path: str | Path) -> Path:
     """Write ``path`` (state dict) and the ``.json`` beside it, each atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".pt.tmp{os.getpid()}")
-    torch.save(net.state_dict(), tmp)
-    os.replace(tmp, path)
-    meta_tmp = path.with_suffix(f".json.tmp{os.getpid()}")
-    meta_tmp.write_text(json.dumps(net.meta, indent=2) + "\n")
-    os.replace(meta_tmp, path.with_suffix(".json"))
+    save_atomic(net.state_dict(), path)
+    write_text_atomic(path.with_suffix(".json"), json.dumps(net.meta, indent=2) + "\n")
     return path
 
 
@@ -183,15 +202,52 @@ def load_judge(path: str | Path) -> JudgeNet:
     return net.eval().requires_grad_(False)
 
 
+def _is_cached(path: Path) -> bool:
+    return path.is_file() and path.with_suffix(".json").is_file()
+
+
+@contextmanager
+def judge_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``<judge>.lock`` beside the judge ``path`` (blocking).
+
+    Where there is no ``fcntl`` (Windows) or the filesystem refuses locks, nothing is locked: two
+    evaluations may then both train the same (deterministic) judge, and the atomic writes still
+    leave whole files. The lock file stays (removing it would race with a process waiting on it).
+    """
+    if fcntl is None:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # e.g. a filesystem without locks
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def get_judge(datamodule, train_if_missing: bool = True, **train_options: Any) -> JudgeNet:
-    """The dataset's judge: loaded from its cache, else trained (deterministically) and cached."""
+    """The dataset's judge: loaded from its cache, else trained (deterministically) and cached.
+
+    Safe to call from concurrent processes: the first to miss the cache trains and saves under the
+    judge's lock, the others wait for it and load what it saved.
+    """
     path = judge_path(datamodule)
-    if path.is_file() and path.with_suffix(".json").is_file():
+    if _is_cached(path):
         return load_judge(path)
     if not train_if_missing:
         raise AegenError(f"no judge cached at {path}")
-    net = train_judge(datamodule, **train_options)
-    save_judge(net, path)
+    with judge_lock(path):
+        if _is_cached(path):  # another process trained it while this one waited for the lock
+            return load_judge(path)
+        net = train_judge(datamodule, **train_options)
+        save_judge(net, path)
     net.meta["path"] = str(path)
     return net
 

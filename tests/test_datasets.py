@@ -2,7 +2,9 @@
 
 import gzip
 import pickle
+import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from PIL import Image
 
 import aegen.data.fonts as fonts
 from aegen.cli import main
+from aegen.data.base import to_mode
 from aegen.errors import AegenError
 from aegen.registry import get_data
 from tests.conftest import FAST, fit_cli
@@ -289,6 +292,141 @@ def test_folder_with_a_broken_png_trains_through_aegen_fit(capsys, tmp_path):
     with pytest.warns(UserWarning, match="broken.png"):
         ckpt = fit_cli(capsys, *TINY_FIT, "--data", "folder", "--data.root", str(root), "--data.image_size", "16")
     assert ckpt.is_file()
+
+
+def gradient16(size: int = 32) -> np.ndarray:
+    """A horizontal 16-bit gradient, 0 at the left to 65535 at the right, as a (size, size) uint16 array."""
+    return np.tile(np.rint(np.arange(size) * 65535 / (size - 1)).astype(np.uint16), (size, 1))
+
+
+def make_gradient_folder(root: Path, n: int = 6, size: int = 32) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image = Image.fromarray(gradient16(size))
+        assert image.mode == "I;16"
+        image.save(root / f"{i}.png")
+    with Image.open(root / "0.png") as check:
+        assert check.mode == "I;16"  # really written as 16-bit
+    return root
+
+
+def to_mode_cases() -> dict[str, tuple[Image.Image, str, np.ndarray]]:
+    """name -> (image, target mode, expected uint8 pixels)."""
+    v = gradient16(16)
+    grey = np.rint(v / 257).astype(np.uint8)
+    f01 = np.linspace(0, 1, 16, dtype=np.float32)[None].repeat(4, 0)
+    palette = Image.new("P", (4, 2))
+    palette.putpalette([200, 30, 60, 10, 220, 90] + [0] * 762)
+    palette.putdata([0, 1, 0, 1, 1, 1, 0, 0])
+    colours = np.array([[200, 30, 60], [10, 220, 90]], dtype=np.uint8)[[0, 1, 0, 1, 1, 1, 0, 0]].reshape(2, 4, 3)
+    transparent = palette.copy()
+    transparent.info["transparency"] = 0  # index 0 transparent: composited over white
+    see_through = colours.copy()
+    see_through[np.array([0, 1, 0, 1, 1, 1, 0, 0]).reshape(2, 4) == 0] = 255
+    rgba = np.array([[[250, 120, 0, 255], [0, 0, 255, 0], [0, 0, 255, 128]]], dtype=np.uint8)
+    la = np.array([[[100, 255], [100, 0], [0, 51]]], dtype=np.uint8)
+    bits = Image.fromarray(np.array([[True, False], [False, True]]))
+    return {
+        "I;16": (Image.fromarray(v), "L", grey),
+        "I;16B": (Image.frombytes("I;16B", (16, 16), v.astype(">u2").tobytes()), "L", grey),
+        "I": (Image.fromarray(v.astype(np.int32)), "RGB", np.repeat(grey[..., None], 3, axis=2)),
+        "F 0-1": (Image.fromarray(f01), "L", np.rint(f01 * 255).astype(np.uint8)),
+        "F 0-65535": (Image.fromarray(v.astype(np.float32)), "L", grey),
+        "P": (palette, "RGB", colours),
+        "P transparent": (transparent, "RGB", see_through),
+        "RGBA": (Image.fromarray(rgba), "RGB", np.array([[[250, 120, 0], [255, 255, 255], [127, 127, 255]]])),
+        "LA": (Image.fromarray(la), "L", np.array([[100, 255, 204]])),
+        "CMYK": (Image.new("CMYK", (2, 2), (0, 255, 255, 0)), "RGB", np.full((2, 2, 3), [255, 0, 0])),
+        "1": (bits, "L", np.array([[255, 0], [0, 255]])),
+    }
+
+
+@pytest.mark.parametrize("case", list(to_mode_cases()))
+def test_to_mode_keeps_the_full_range_of_every_mode(case):
+    image, mode, expected = to_mode_cases()[case]
+    out = to_mode(image, mode)
+    assert out.mode == mode
+    got = np.asarray(out).astype(int)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected.astype(int)).max() <= 1, (case, got, expected)  # to within 1/255
+
+
+@pytest.mark.parametrize("channels, in_memory_limit_mb", [(1, 1024), (1, 0), (3, 1024)])
+def test_folder_16_bit_pngs_match_their_gradient_to_1_in_255(tmp_path, channels, in_memory_limit_mb):
+    root = make_gradient_folder(tmp_path / "grad16")
+    dm = get_data("folder")(root=str(root), image_size=32, channels=channels, in_memory_limit_mb=in_memory_limit_mb)
+    expected = torch.from_numpy(gradient16(32) / 65535.0).float()
+    for split in ("train", "val", "test"):
+        x, _ = dm.tensors(split)
+        assert x.shape[1:] == (channels, 32, 32)
+        loaded = (x + 1) / 2  # [-1, 1] -> [0, 1]
+        assert (loaded - expected).abs().max() <= 1 / 255 + 1e-6
+        assert 0.45 < loaded.mean() < 0.55  # not ~98 % white
+
+
+def test_folder_palette_rgba_and_la_pngs_load_with_their_colours(tmp_path):
+    root = tmp_path / "colours"
+    for name in ("la", "palette", "palette_transparent", "rgba"):
+        (root / name).mkdir(parents=True)
+    index = np.zeros((16, 16), dtype=np.uint8)
+    index[:, 8:] = 1
+    palette = Image.frombytes("P", (16, 16), index.tobytes())
+    palette.putpalette([200, 30, 60, 10, 220, 90] + [0] * 762)
+    palette.save(root / "palette" / "p.png")
+    palette.save(root / "palette_transparent" / "p.png", transparency=0)
+    rgba = np.zeros((16, 16, 4), dtype=np.uint8)
+    rgba[:, :8] = [250, 120, 0, 255]  # right half fully transparent black
+    Image.fromarray(rgba).save(root / "rgba" / "a.png")
+    la = np.zeros((16, 16, 2), dtype=np.uint8)
+    la[:, :8] = [100, 255]
+    Image.fromarray(la).save(root / "la" / "a.png")
+    with Image.open(root / "palette_transparent" / "p.png") as check:
+        assert check.mode == "P" and check.info.get("transparency") is not None
+    left, right = {}, {}
+    expected = {"la": ([100] * 3, [255] * 3), "palette": ([200, 30, 60], [10, 220, 90]),
+                "palette_transparent": ([255] * 3, [10, 220, 90]), "rgba": ([250, 120, 0], [255] * 3)}
+    dm = get_data("folder")(root=str(root), image_size=16, channels=3)
+    assert dm.class_names == list(expected)
+    for split in ("train", "val", "test"):
+        x, y = dm.tensors(split)
+        pixels = ((x + 1) * 127.5).round().int()
+        for image, label in zip(pixels, y.tolist()):
+            name = dm.class_names[label]
+            left[name], right[name] = image[:, :, :8].flatten(1).unique(dim=1), image[:, :, 8:].flatten(1).unique(dim=1)
+    for name, (lhs, rhs) in expected.items():
+        assert left[name].T.tolist() == [lhs] and right[name].T.tolist() == [rhs], name
+
+
+@pytest.mark.parametrize("in_memory_limit_mb", [1024, 0])
+def test_folder_tiny_images_give_one_warning_with_their_count(tmp_path, in_memory_limit_mb):
+    root = tmp_path / "tiny"
+    root.mkdir()
+    sizes = {"a.png": (1, 1), "b.png": (4, 4), "c.png": (4, 4), "d.png": (7, 40),  # < 32 / 4 on a side
+             "e.png": (8, 40), "f.png": (32, 32), "g.png": (50, 40)}
+    for name, (w, h) in sizes.items():
+        Image.new("L", (w, h), 90).save(root / name)
+    dm = get_data("folder")(root=str(root), image_size=32, channels=1, in_memory_limit_mb=in_memory_limit_mb)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.setup()
+    small = [str(w.message) for w in caught if "smaller than a quarter" in str(w.message)]
+    assert len(small) == 1, small
+    assert re.search(r"^folder: 4 image\(s\) in .*tiny are smaller than a quarter of --data.image_size 32 .*"
+                     r"\(e\.g\. a\.png, 1x1\)", small[0]), small[0]
+    x, _ = dm.tensors("train")
+    assert x.shape[1:] == (1, 32, 32)
+
+
+def test_folder_of_16_bit_pngs_trains_through_aegen_fit(capsys, tmp_path):
+    root = make_gradient_folder(tmp_path / "grad16", n=24)  # 2 val images, 20 train: 2 batches of 8
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = fit_cli(capsys, "--model", "ae", "--data", "folder", "--data.root", str(root), "--data.image_size", "32",
+                       "--data.channels", "1", "--model.latent_dim", "4", "--model.width", "8", "--trainer.max_epochs",
+                       "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+                       "--data.batch_size", "8")
+    assert ckpt.is_file()
+    assert not [w for w in caught if "folder:" in str(w.message)]  # neither unreadable nor tiny
 
 
 # ----------------------------------------------------------------------------- fonts

@@ -24,7 +24,6 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from aegen.data.groups import GroupLoader
 from aegen.errors import AegenError
 
 SPLITS = ("train", "val", "test")
@@ -74,10 +73,45 @@ def find_files(directory: Path, names: Sequence[str], dataset: str, how: str, su
     return found
 
 
+def to_mode(image: Image.Image, mode: str, background: int = 255) -> Image.Image:
+    """A PIL image of any mode -> 8-bit ``mode`` ("L" or "RGB"), keeping its full range.
+
+    ``Image.convert`` clips 16-bit, 32-bit and float pixels to 0-255 (a 16-bit PNG comes out
+    nearly white). Here 16-bit and 32-bit integer pixels (modes I;16, I;16B, I;16L, I) are scaled
+    from 0-65535 (v -> round(v / 257)), or from 0 to the image's maximum when a value exceeds
+    65535; float pixels (F) from 0-1, 0-255 or 0-65535, the first that holds the image's maximum
+    (beyond that from 0 to its maximum); negative and non-finite values become 0. Palette images
+    go through their palette; transparency (RGBA, LA, PA, palette or tRNS transparency) is
+    composited over a grey ``background`` level (255: white); CMYK, YCbCr, 1-bit and the like
+    are converted by PIL. A mode PIL cannot convert raises ValueError.
+    """
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"to_mode: mode must be 'L' or 'RGB', got {mode!r}")
+    if image.mode == "F" or image.mode.startswith("I"):
+        values = np.asarray(image).astype(np.float32)  # exact enough: v / 257 is never within 1e-3 of a half
+        values[~np.isfinite(values)] = 0
+        values = values.clip(0, None)
+        top = float(values.max()) if values.size else 0.0
+        if image.mode == "F":
+            full = next((f for f in (1.0, 255.0, 65535.0) if top <= f), top)
+        else:
+            full = 65535.0 if top <= 65535 else top
+        grey = np.rint(values * (255.0 / full)).clip(0, 255).astype(np.uint8)
+        image = Image.fromarray(grey)
+    else:
+        alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.info.get("transparency") is not None
+        alpha = alpha or (image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA")
+        if alpha:
+            under = Image.new("RGBA", image.size, (background, background, background, 255))
+            image = Image.alpha_composite(under, image.convert("RGBA")).convert("RGB")
+    return image if image.mode == mode else image.convert(mode)
+
+
 class ImageFiles(Dataset):
     """Image files decoded on demand -> (float (C, H, W) image in [-1, 1], label).
 
-    ``prepare`` maps the decoded PIL image (``mode`` "L" or "RGB") to its final square size; it
+    ``prepare`` maps the decoded PIL image (``mode`` "L" or "RGB", converted by ``to_mode``, so
+    16-bit, float, palette and alpha images keep their full range) to its final square size; it
     must be picklable for DataLoader workers. A file that fails to decode raises an AegenError
     naming it.
     """
@@ -94,7 +128,7 @@ class ImageFiles(Dataset):
         path = self.paths[index]
         try:
             with Image.open(path) as image:
-                image = self.prepare(image.convert(self.mode))
+                image = self.prepare(to_mode(image, self.mode))
         except (OSError, ValueError, SyntaxError) as err:
             raise AegenError(f"{path} is corrupt or truncated ({err}); replace or remove it") from None
         pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
@@ -120,6 +154,8 @@ class InMemoryLoader:
 
     Shards across DDP ranks like ``DistributedSampler`` (its ``sampler`` is one, so Lightning
     sets its epoch for reshuffling); converts uint8 images to float in [-1, 1] per batch.
+    Resumable inside an epoch: ``position`` (batches trained on this epoch, set by the model after
+    each batch) goes into checkpoints through ``state_dict``, and a restored loader skips them.
     """
 
     def __init__(
@@ -134,18 +170,38 @@ class InMemoryLoader:
         world_size: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.drop_last = batch_size, drop_last
+        self.batch_size, self.drop_last, self.seed, self.rank = batch_size, drop_last, seed, rank
         self.sampler = DistributedSampler(images, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         self.batch_sampler = None  # DataLoader's attribute, read by Lightning's checks
+        self.position = 0
+        self._skip = 0
 
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def batch_indices(self) -> list[Tensor]:
+        """This epoch's batches of item indices (this rank's shard)."""
         index = torch.tensor(list(self.sampler), dtype=torch.long, device=self.images.device)
-        for batch in index.split(self.batch_size)[: len(self)]:
-            yield from_uint8(self.images[batch]), self.labels[batch]
+        return list(index.split(self.batch_size)[: len(self)])
+
+    def make_batch(self, index: Tensor, skipped: bool = False) -> tuple[Tensor, Tensor] | None:
+        """The (images in [-1, 1], labels) batch of these items; ``skipped`` batches are only
+        passed through on resume (a loader that draws per batch keeps its draws in step)."""
+        return None if skipped else (from_uint8(self.images[index]), self.labels[index])
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        skip, self._skip, self.position = self._skip, 0, 0
+        for i, index in enumerate(self.batch_indices()):
+            batch = self.make_batch(index, skipped=i < skip)
+            if batch is not None:
+                yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._skip = self.position = int(state.get("position", 0))
 
 
 class AEDataModule(pl.LightningDataModule):
@@ -237,13 +293,17 @@ class AEDataModule(pl.LightningDataModule):
             if train and self.device_cache:
                 images, labels = images.to(self._device()), labels.to(self._device())
             if train and self.groups:
+                from aegen.data.groups import GroupLoader
+
                 return GroupLoader(images, labels, self.batch_size, seed=self.split_seed, rank=rank, world_size=world)
             return InMemoryLoader(images, labels, self.batch_size, shuffle=train, drop_last=train,
                                   seed=self.split_seed, rank=rank, world_size=world)
         if train and self.groups:
             raise AegenError(f"{self.registry_name}: group batches need an in-memory dataset with factor labels "
                              "(e.g. --data fonts); drop --data.groups or use a model that does not need groups")
-        return DataLoader(data, batch_size=self.batch_size, shuffle=train, drop_last=train,
+        # a seeded sampler whose order depends only on the epoch, so a resumed run reads the same batches
+        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=self.split_seed) if train else None
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, drop_last=train,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 

@@ -3,8 +3,12 @@
 ``--data.root DIR``: when DIR has subfolders holding images, each subfolder (searched
 recursively) is a class, named by the folder, in sorted order (``class_names``), and images
 directly in DIR are ignored; otherwise every image in DIR (recursively) is used with label -1.
-Images are converted to ``channels`` (1: grey, 3: RGB), resized so the shorter side is
-``image_size`` and centre-cropped to a square. Files that cannot be decoded are skipped with one
+Images are converted to ``channels`` (1: grey, 3: RGB) with their full range by ``to_mode``
+(16-bit and float images are scaled, not clipped: a 16-bit value v becomes round(v / 257);
+palette images go through their palette; transparent pixels are composited over white), resized
+so the shorter side is ``image_size`` and centre-cropped to a square. Images smaller than a
+quarter of ``image_size`` on either side get one warning per load giving their number and an
+example, as they are blown up to a blur. Files that cannot be decoded are skipped with one
 warning naming them; if none can be read, an AegenError says so. The train/val/test split is
 fixed by ``split_seed`` (at least one image each for val and test).
 
@@ -24,7 +28,7 @@ import torch
 from PIL import Image, ImageOps
 from pytorch_lightning.utilities import rank_zero_warn
 
-from aegen.data.base import AEDataModule, ImageFiles, Split
+from aegen.data.base import AEDataModule, ImageFiles, Split, to_mode
 from aegen.errors import AegenError
 from aegen.registry import register_data
 
@@ -100,30 +104,39 @@ class ImageFolder(AEDataModule):
         if not self.files:
             raise AegenError(f"folder: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {self.root}")
 
-    def _decode(self, path: Path) -> np.ndarray | None:
+    @property
+    def pil_mode(self) -> str:
+        """The PIL mode images are converted to: "L" (channels 1) or "RGB"."""
+        return "L" if self.channels == 1 else "RGB"
+
+    def _decode(self, path: Path) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """(pixels at the final size, the file's (width, height)), or None when it cannot be decoded."""
         try:
             with Image.open(path) as image:
-                return np.asarray(FitSquare(self.image_size)(image.convert("L" if self.channels == 1 else "RGB")))
+                return np.asarray(FitSquare(self.image_size)(to_mode(image, self.pil_mode))), image.size
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             return None
 
     @staticmethod
-    def _verify(path: Path) -> bool:
+    def _verify(path: Path) -> tuple[int, int] | None:
+        """The file's (width, height) when its header and checksums are sound, else None."""
         try:
             with Image.open(path) as image:
+                size = image.size
                 image.verify()
-            return True
+            return size
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return False
+            return None
 
     def load_splits(self) -> dict[str, Split]:
         pixels = len(self.files) * self.channels * self.image_size**2
         in_memory = self.device_cache or pixels <= self.in_memory_limit_mb * 2**20
         if in_memory:
             decoded = [self._decode(p) for p in self.files]
-            readable = [i for i, a in enumerate(decoded) if a is not None]
+            sizes = {i: d[1] for i, d in enumerate(decoded) if d is not None}
         else:
-            readable = [i for i, p in enumerate(self.files) if self._verify(p)]
+            sizes = {i: size for i, p in enumerate(self.files) if (size := self._verify(p)) is not None}
+        readable = sorted(sizes)
         broken = [self.files[i] for i in sorted(set(range(len(self.files))) - set(readable))]
         if not readable:
             raise AegenError(f"folder: none of the {len(self.files)} image files in {self.root} could be read "
@@ -132,6 +145,12 @@ class ImageFolder(AEDataModule):
             shown = ", ".join(str(p.relative_to(self.root)) for p in broken[:10])
             more = f" and {len(broken) - 10} more" if len(broken) > 10 else ""
             rank_zero_warn(f"folder: skipped {len(broken)} unreadable image file(s) in {self.root}: {shown}{more}")
+        small = [i for i in readable if 4 * min(sizes[i]) < self.image_size]
+        if small:
+            (w, h), example = sizes[small[0]], self.files[small[0]].relative_to(self.root)
+            rank_zero_warn(f"folder: {len(small)} image(s) in {self.root} are smaller than a quarter of --data.image_size "
+                           f"{self.image_size} on a side (e.g. {example}, {w}x{h}); they are upscaled to "
+                           f"{self.image_size}x{self.image_size} and come out blurred; remove them or lower --data.image_size")
         n = len(readable)
         n_val, n_test = (max(1, round(f * n)) for f in self.fractions)
         if n - n_val - n_test < 1:
@@ -140,11 +159,10 @@ class ImageFolder(AEDataModule):
         parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
         labels = torch.tensor(self.file_labels, dtype=torch.long)
         if in_memory:
-            stacked = torch.from_numpy(np.stack([decoded[i] for i in readable]))
+            stacked = torch.from_numpy(np.stack([decoded[i][0] for i in readable]))
             stacked = stacked.unsqueeze(1) if stacked.dim() == 3 else stacked.permute(0, 3, 1, 2)
             images = torch.zeros((len(self.files), *self.img_shape), dtype=torch.uint8)
             images[torch.tensor(readable)] = stacked.contiguous()
             return {name: (images[idx], labels[idx]) for name, idx in parts.items()}
-        mode = "L" if self.channels == 1 else "RGB"
-        return {name: ImageFiles([self.files[i] for i in idx.tolist()], labels[idx], FitSquare(self.image_size), mode)
+        return {name: ImageFiles([self.files[i] for i in idx.tolist()], labels[idx], FitSquare(self.image_size), self.pil_mode)
                 for name, idx in parts.items()}

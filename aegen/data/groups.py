@@ -22,11 +22,10 @@ is the anchor itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor
-from torch.utils.data import DistributedSampler
+
+from aegen.data.base import InMemoryLoader
 
 
 def partner_indices(labels: Tensor, anchors: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -51,41 +50,27 @@ def partner_indices(labels: Tensor, anchors: Tensor, generator: torch.Generator 
     return torch.stack(out, dim=1).to(anchors.device)
 
 
-class GroupLoader:
+class GroupLoader(InMemoryLoader):
     """Batches of groups (anchor + one partner per factor) from in-memory (uint8 images, factor labels).
 
-    Anchors are sharded across DDP ranks like ``InMemoryLoader`` (its ``sampler`` is a
-    ``DistributedSampler``, so Lightning sets its epoch); partners come from the whole split.
+    Anchors are sharded across DDP ranks as by ``InMemoryLoader``; partners come from the whole
+    split, drawn from a generator seeded per epoch and rank (a resumed epoch draws the skipped
+    batches' partners too, so the rest of the epoch is the same).
     """
 
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        batch_size: int,
-        shuffle: bool = True,
-        drop_last: bool = True,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         if labels.dim() != 2 or len(labels) != len(images):
             raise ValueError("group batches need factor labels (N, K) for every image; this dataset has none "
                              "(use a factor dataset such as --data fonts)")
-        self.images, self.labels = images, labels
-        self.batch_size, self.drop_last, self.seed, self.rank = batch_size, drop_last, seed, rank
-        self.sampler = DistributedSampler(images, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-        self.batch_sampler = None  # DataLoader's attribute, read by Lightning's checks
+        super().__init__(images, labels, batch_size, shuffle, drop_last, seed, rank, world_size)
+        self._generator: torch.Generator | None = None
 
-    def __len__(self) -> int:
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+    def batch_indices(self) -> list[Tensor]:
+        self._generator = torch.Generator(device=self.images.device)
+        self._generator.manual_seed(self.seed + 1_000_003 * self.sampler.epoch + 7919 * self.rank)
+        return super().batch_indices()
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        device = self.images.device
-        generator = torch.Generator(device=device)
-        generator.manual_seed(self.seed + 1_000_003 * self.sampler.epoch + 7919 * self.rank)
-        index = torch.tensor(list(self.sampler), dtype=torch.long, device=device)
-        for anchors in index.split(self.batch_size)[: len(self)]:
-            group = torch.cat([anchors[:, None], partner_indices(self.labels, anchors, generator)], dim=1)  # (B, 1+K)
-            yield self.images[group].float().div_(127.5).sub_(1.0), self.labels[group]
+    def make_batch(self, index: Tensor, skipped: bool = False) -> tuple[Tensor, Tensor] | None:
+        group = torch.cat([index[:, None], partner_indices(self.labels, index, self._generator)], dim=1)  # (B, 1+K)
+        return None if skipped else (self.images[group].float().div_(127.5).sub_(1.0), self.labels[group])

@@ -9,14 +9,23 @@ import torch
 from torch import Tensor
 from torchvision.utils import save_image
 
+from aegen.errors import AegenError
+
 
 def save_sheet(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] as one PNG grid: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
     if images.dim() == 5:
         nrow = images.shape[1]
         images = images.flatten(0, 1)
+    if len(images) == 0:
+        raise AegenError(f"no images to write to {path}")
     nrow = nrow or max(1, int(len(images) ** 0.5))
     path = Path(path)
+    for parent in path.parents:  # the nearest existing folder on the way must be a folder, not a file
+        if parent.exists():
+            if not parent.is_dir():
+                raise AegenError(f"cannot write {path}: {parent} is a file, not a directory; choose another path")
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=nrow, padding=2)
     return path

@@ -97,7 +97,7 @@ def test_missing_corrupt_foreign_and_code_carrying_checkpoints_are_refused(capsy
     assert "no checkpoint at" in _error(capsys, ["evaluate", "missing.ckpt"])
 
     (tmp_path / "corrupt.ckpt").write_bytes(b"not a checkpoint at all")
-    assert "not a readable checkpoint" in _error(capsys, ["evaluate", "corrupt.ckpt"])
+    assert "corrupt.ckpt is not readable" in _error(capsys, ["evaluate", "corrupt.ckpt"])
 
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.ckpt")
     assert "not an aegen checkpoint" in _error(capsys, ["sample", "foreign.ckpt"])
@@ -120,7 +120,7 @@ def test_missing_corrupt_foreign_and_code_carrying_checkpoints_are_refused(capsy
 def test_truncated_checkpoint_is_refused(capsys, ae_checkpoint, tmp_path):
     data = ae_checkpoint.read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
-    assert "not a readable checkpoint" in _error(capsys, ["evaluate", "cut.ckpt"])
+    assert "cut.ckpt is not readable (corrupt or truncated?)" in _error(capsys, ["evaluate", "cut.ckpt"])
 
 
 def test_debug_flag_shows_the_traceback(capsys):

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from aegen.data.base import AEDataModule, Split, TensorSplit, from_uint8
 from aegen.errors import AegenError
+from aegen.io import save_atomic
 from aegen.registry import register_data
 
 RENDER_VERSION = 2  # bump when the rendering changes: invalidates the disk caches
@@ -396,10 +397,9 @@ class Fonts(AEDataModule):
     def _write_disk(self, splits: dict[str, TensorSplit]) -> None:
         path = self.cache_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{torch.randint(1 << 30, ()).item()}")
-            torch.save({f"{name}_{kind}": t for name, (x, y) in splits.items() for kind, t in (("images", x), ("labels", y))}, tmp)
-            tmp.replace(path)  # atomic: DDP ranks may write the same file
+            # atomic (DDP ranks may write the same file), and without drawing from torch's random state
+            save_atomic({f"{name}_{kind}": t for name, (x, y) in splits.items() for kind, t in (("images", x), ("labels", y))},
+                        path)
         except OSError as err:
             warnings.warn(f"could not write the fonts cache {path} ({err}); the next run renders again", stacklevel=2)
 

@@ -22,9 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aegen import __version__
-from aegen.errors import AegenError
+from aegen.errors import DivergenceError
 from aegen.latent import CodeGaussian, lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
+from aegen.checkpoint import first_nonfinite
+from aegen.training import gather_per_process, restore_rng, rng_record
 
 Params = Iterable[nn.Parameter]
 
@@ -81,6 +83,8 @@ class GenerativeAE(pl.LightningModule):
         self.code_gaussian = CodeGaussian(latent_dim)
         self._noise: torch.Generator | None = None
         self._optimizer_names: list[str] = []
+        self._resume: dict[str, Any] | None = None  # this process's saved random state, until the first step
+        self._bad_losses: dict[str, Tensor] = {}  # loss -> (epoch, batch, step) where it first went NaN/inf, or -1s
 
     # ----------------------------------------------------------------- public API
     def encode(self, x: Tensor) -> Tensor:
@@ -219,19 +223,43 @@ class GenerativeAE(pl.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        if self._resume is not None:
+            self._restore(batch_idx)
         x, y = batch
         losses = self.training_phases(x, y)
-        if batch_idx % max(self.trainer.log_every_n_steps, 1) == 0:
-            self._check_finite(losses)
+        self._watch_losses(losses, batch_idx, check=batch_idx % max(self.trainer.log_every_n_steps, 1) == 0)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=False, batch_size=len(x))
 
-    def _check_finite(self, losses: dict[str, Tensor]) -> None:
-        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "position"):  # aegen's in-memory loaders resume inside an epoch from here
+            loader.position = batch_idx + 1
+
+    # ----------------------------------------------------------------- divergence guard
+    def _watch_losses(self, losses: dict[str, Tensor], batch_idx: int, check: bool) -> None:
+        """Stop at the step a loss turns NaN/inf.
+
+        On the CPU every step is checked at once; on an accelerator the first bad step of each
+        loss is kept on the device (no host sync per step) and read every ``log_every_n_steps``
+        and before every checkpoint.
+        """
+        where = torch.tensor([self.current_epoch, batch_idx, self.global_step])
+        for name, value in losses.items():
+            bad = ~torch.isfinite(value.detach()).all()
+            seen = self._bad_losses.get(name)
+            here = where.to(bad.device, non_blocking=True)
+            self._bad_losses[name] = torch.where(bad, here, -1) if seen is None else torch.where((seen[0] < 0) & bad, here, seen)
+        if check or self.device.type == "cpu":
+            self.check_losses()
+
+    def check_losses(self) -> None:
+        """Raise a DivergenceError if a loss has been NaN/inf since the run started."""
+        bad = {name: where.tolist() for name, where in self._bad_losses.items()}
+        bad = {name: where for name, where in bad.items() if where[0] >= 0}
         if bad:
-            raise AegenError(
-                f"loss {', '.join(bad)} became NaN/inf at step {self.global_step}; training stopped and the "
-                "checkpoints written so far are kept; try a lower --model.lr or set --model.grad_clip"
-            )
+            epoch, batch, step = min(bad.values(), key=lambda w: w[2])
+            raise DivergenceError(f"loss {', '.join(bad)} became NaN/inf at epoch {epoch}, batch {batch} "
+                                  f"(optimiser step {step})")
 
     @torch.no_grad()
     def fit_code_gaussian(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
@@ -274,8 +302,20 @@ class GenerativeAE(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    # ----------------------------------------------------------------- checkpoints
+    # ----------------------------------------------------------------- checkpoints and exact resume
+    def training_state(self) -> dict[str, Any]:
+        """State outside parameters and buffers that later steps depend on (e.g. sums over the
+        current epoch); saved per process in every checkpoint. Override with ``load_training_state``."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any], mid_epoch: bool) -> None:
+        """Restore ``training_state`` on resume (``mid_epoch``: the checkpoint was written inside an epoch)."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_losses()
+        bad = first_nonfinite(checkpoint)
+        if bad is not None:
+            raise DivergenceError(f"{bad} is NaN/inf at step {self.global_step}; the checkpoint was not written")
         record: dict[str, Any] = {"version": __version__, "model": self.registry_name, "data": None}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if getattr(datamodule, "registry_name", ""):
@@ -283,3 +323,20 @@ class GenerativeAE(pl.LightningModule):
             record["data"] = {"name": datamodule.registry_name, "hparams": plain(hparams)}
         checkpoint["aegen"] = record
         checkpoint["hyper_parameters"] = plain(dict(checkpoint.get("hyper_parameters", {})))
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            # every process's random state, so a resumed run draws the same numbers (all processes save)
+            own = {"rng": rng_record(self.noise), "model": self.training_state()}
+            checkpoint["aegen_resume"] = gather_per_process(own)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        records = checkpoint.get("aegen_resume") or []
+        if self._trainer is not None and records:
+            rank = self.global_rank
+            self._resume = records[rank] if rank < len(records) else None
+
+    def _restore(self, batch_idx: int) -> None:
+        """Apply the resumed checkpoint's random state at the first training step (after the sanity
+        check, which draws noise of its own)."""
+        record, self._resume = self._resume, None
+        restore_rng(record["rng"], self.noise)
+        self.load_training_state(record.get("model") or {}, mid_epoch=batch_idx > 0)

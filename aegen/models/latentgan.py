@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -616,6 +617,14 @@ class LatentGAN(GenerativeAE):
         if information is not None:
             self.log_dict({"train/kept_restart": self.kept.float(), "train/cluster_information": information.max()})
         self.q_sums = None
+
+    def training_state(self) -> dict[str, Any]:
+        return {"q_sums": self.q_sums, "code_bank": self._code_bank}
+
+    def load_training_state(self, state: dict[str, Any], mid_epoch: bool) -> None:
+        # the Q sums are per epoch: a checkpoint written at an epoch's end starts the next from zero
+        self.q_sums = state.get("q_sums") if mid_epoch else None
+        self._code_bank = state.get("code_bank")
 
     def remember_codes(self, codes: Tensor) -> Tensor | None:
         """Add a minibatch's codes to the bank of recent codes (``code_bank``); None when it is off."""

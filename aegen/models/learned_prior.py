@@ -32,6 +32,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from aegen.checkpoint import first_nonfinite
+from aegen.errors import DivergenceError
+from aegen.io import save_atomic
 from aegen.losses import adversarial_loss, discriminator_loss
 from aegen.models.base import GenerativeAE, plain
 from aegen.nets import MLP, LatentDiscriminator
@@ -352,7 +355,8 @@ def save_checkpoint(model: LearnedPrior, out: str | Path, data: dict[str, Any] |
         "hyper_parameters": plain(dict(model.hparams)),
         "aegen": {"version": __version__, "model": model.registry_name, "data": data, "prior": plain(prior)},
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, out)
-    return out
+    bad = first_nonfinite(checkpoint)
+    if bad is not None:
+        raise DivergenceError(f"the prior diverged: {bad} is NaN/inf, so {out} was not written; try fewer --steps "
+                              "or --kind gmm")
+    return save_atomic(checkpoint, out)

@@ -1,0 +1,225 @@
+"""Bad command lines and bad checkpoints: one `aegen: error:` line naming the flag or file, exit 2, nothing written."""
+
+import argparse
+import os
+import pickle
+import re
+
+import pytest
+import torch
+
+import aegen.cli as cli
+from aegen.checkpoint import read_state_dict
+from aegen.cli import main
+from aegen.errors import AegenError
+from tests.conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny AE trained for two steps on digits, once for this module."""
+    root = tmp_path_factory.mktemp("bad-inputs-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("AEGEN_DATA", str(root / "data"))
+        assert main(["fit", *FAST, "--model", "ae", "--model.latent_dim", "4", "--model.width", "8",
+                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--data.batch_size", "16",
+                     "--trainer.default_root_dir", str(root)]) == 0
+    (path,) = root.glob("runs/ae-digits/version_*/checkpoints/last.ckpt")
+    return path
+
+
+def _error(capsys, argv) -> str:
+    """Run the CLI in-process; assert exit 2 and exactly one stderr line, `aegen: error: ...`; return it."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and "weights_only" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aegen: error: "), err
+    return lines[0]
+
+
+def _saved(checkpoint, path, edit):
+    """A copy of the checkpoint with ``edit`` applied to its loaded dict."""
+    data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    edit(data)
+    torch.save(data, path)
+    return path
+
+
+# ---------------------------------------------------------------------- flags, checked at parse time
+@pytest.mark.parametrize("argv, named, says", [
+    (["sample", "CKPT", "--num", "0"], "--num", "got 0"),
+    (["sample", "CKPT", "--num", "-5"], "--num", "got -5"),
+    (["sample", "CKPT", "--num", "300000"], "--num", "10,000"),
+    (["sample", "CKPT", "--num", "abc"], "--num", "'abc'"),
+    (["sample", "CKPT", "--seed", "-1"], "--seed", "got -1"),
+    (["interpolate", "CKPT", "--steps", "0"], "--steps", "got 0"),
+    (["interpolate", "CKPT", "--pairs", "0"], "--pairs", "got 0"),
+    (["interpolate", "CKPT", "--bank", "1"], "--bank", "at least 2"),
+    (["attribute", "CKPT", "--attr", "class=3", "--strengths", "abc"], "--strengths", "LOW,HIGH"),
+    (["attribute", "CKPT", "--attr", "class=3", "--strengths", "-2"], "--strengths", "LOW,HIGH"),
+    (["attribute", "CKPT", "--attr", "class=3", "--strengths", "0,inf"], "--strengths", "finite"),
+    (["attribute", "CKPT", "--attr", "class=3", "--steps", "1"], "--steps", "got 1"),
+    (["traverse", "CKPT", "--span", "-1"], "--span", "positive"),
+    (["traverse", "CKPT", "--span", "nan"], "--span", "positive"),
+    (["traverse", "CKPT", "--code", "-1"], "--code", "non-negative"),
+    (["traverse", "CKPT", "--image", "x"], "--image", "'x'"),
+    (["explore", "CKPT", "--factor", "f", "--num", "0"], "--num", "got 0"),
+    (["edit", "CKPT", "--factor", "f", "--value", "1", "--num", "-1"], "--num", "got -1"),
+    (["prior", "CKPT", "--out", "p.ckpt", "--steps", "0"], "--steps", "positive"),
+    (["prior", "CKPT", "--out", "p.ckpt", "--components", "0"], "--components", "positive"),
+    (["evaluate", "CKPT", "--num-samples", "1"], "--num-samples", "at least 2"),
+    (["evaluate", "CKPT", "--seeds", "0"], "--seeds", "positive"),
+    (["evaluate", "CKPT", "--num-reference", "0"], "--num-reference", "positive"),
+    (["sample", "CKPT", "--out", "samples.txt"], "--out", ".png"),
+    (["sample", "CKPT", "--bogus", "1"], "--bogus", "unrecognized"),
+    (["prior", "CKPT"], "--out", "required"),
+    (["no_such_command"], "no_such_command", "unknown command"),
+])
+def test_bad_flags_are_refused_in_one_line(capsys, tmp_path, argv, named, says):
+    line = _error(capsys, ["does-not-matter.ckpt" if a == "CKPT" else a for a in argv])
+    assert named in line and says in line, line
+    assert not list(tmp_path.iterdir())  # refused before anything was read or written
+
+
+def test_every_numeric_flag_is_validated():
+    """No tool command takes a bare int or float: each numeric flag has a checking ``type``."""
+    commands = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    checked = 0
+    for name, parser in commands.items():
+        for action in parser._actions:
+            assert action.type not in (int, float), f"aegen {name} {action.option_strings}: unchecked {action.type}"
+            checked += getattr(action.type, "__name__", "") == "integer"
+    assert checked >= 25
+
+
+def test_out_whose_parent_is_a_file(capsys, checkpoint, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    for argv in (["sample", checkpoint, "--out", "taken/samples.png"],
+                 ["interpolate", checkpoint, "--out", "taken/deeper/i.png"],
+                 ["evaluate", checkpoint, "--out", "taken/eval"],
+                 ["prior", checkpoint, "--out", "taken/p.ckpt"]):
+        line = _error(capsys, argv)
+        assert "--out" in line and "taken is a file" in line, line
+    assert "is a file" in _error(capsys, ["evaluate", checkpoint, "--out", "taken"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    from aegen.viz import save_sheet
+
+    with pytest.raises(AegenError, match="taken is a file, not a directory"):
+        save_sheet(torch.zeros(4, 1, 8, 8), tmp_path / "taken" / "x.png")
+
+
+# ---------------------------------------------------------------------- large sheets
+def test_sample_limit_and_batches(capsys, checkpoint, tmp_path, monkeypatch):
+    assert cli._parser().parse_args(["sample", "c", "--num", "10000"]).num == cli.MAX_SHEET == 10_000
+    assert "10,000" in _error(capsys, ["sample", checkpoint, "--num", "10001"])
+    line = _error(capsys, ["interpolate", checkpoint, "--pairs", "101", "--steps", "100"])
+    assert "--pairs x --steps" in line and "10,100" in line and "10,000" in line
+    assert not (tmp_path / "interpolations.png").exists()
+
+    from aegen.models.base import GenerativeAE
+
+    sizes: list[int] = []
+    original = GenerativeAE.sample
+
+    def spy(self, n, generator=None):
+        sizes.append(n)
+        return original(self, n, generator=generator)
+
+    monkeypatch.setattr(GenerativeAE, "sample", spy)
+    monkeypatch.setattr(cli, "DECODE_BATCH", 4)
+    assert main(["sample", str(checkpoint), "--num", "10", "--out", "s.png"]) == 0
+    assert sizes == [4, 4, 2] and (tmp_path / "s.png").is_file()
+
+
+# ---------------------------------------------------------------------- bad checkpoints
+def test_missing_and_truncated_checkpoints(capsys, checkpoint, tmp_path):
+    line = _error(capsys, ["sample", "nowhere.ckpt"])
+    assert "nowhere.ckpt" in line and "aegen fit" in line
+    assert "not a checkpoint file" in _error(capsys, ["sample", tmp_path])
+    data = checkpoint.read_bytes()
+    (tmp_path / "half.ckpt").write_bytes(data[: len(data) // 2])
+    line = _error(capsys, ["sample", "half.ckpt"])
+    assert "half.ckpt" in line and "truncated" in line
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    assert "empty" in _error(capsys, ["sample", "empty.ckpt"])
+    assert not (tmp_path / "samples.png").exists()
+
+
+class _Payload:
+    """Unpickling this runs a shell command: a stand-in for a malicious checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo hi > {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "pickle-protocol-0", "torch-zip"])
+def test_malicious_pickle_is_refused_and_not_run(capsys, tmp_path, kind):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    if kind == "torch-zip":
+        torch.save({"state_dict": {}, "aegen": {"model": "ae"}, "x": _Payload(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(_Payload(marker), protocol=0 if kind.endswith("0") else None))
+    for argv in (["sample", path], ["evaluate", path, "--out", "ev"]):
+        line = _error(capsys, argv)
+        assert "evil.ckpt" in line and "carries pickled code" in line and "system" in line, line
+        assert "corrupt" not in line
+    with pytest.raises(AegenError, match="carries pickled code"):
+        read_state_dict(path, "judge weights")
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.ckpt"]
+
+
+def test_non_finite_checkpoint(capsys, checkpoint, tmp_path):
+    def poison(data):
+        key = next(k for k, v in data["state_dict"].items() if v.is_floating_point() and k.startswith("decoder"))
+        data["state_dict"][key].view(-1)[0] = float("nan")
+        data["poisoned"] = key
+
+    path = _saved(checkpoint, tmp_path / "nan.ckpt", poison)
+    key = torch.load(path, weights_only=True)["poisoned"]
+    for argv in (["sample", path], ["evaluate", path, "--out", "ev"], ["traverse", path]):
+        line = _error(capsys, argv)
+        assert "nan.ckpt" in line and key in line and "diverged" in line and "earlier checkpoint" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.ckpt"]
+
+
+def test_hyperparameters_that_do_not_fit_the_weights(capsys, checkpoint, tmp_path):
+    path = _saved(checkpoint, tmp_path / "wide.ckpt", lambda d: d["hyper_parameters"].update(latent_dim=8))
+    line = _error(capsys, ["sample", path])
+    assert "wide.ckpt" in line and "model ae" in line, line
+    assert re.search(r"expects \S+ of shape \(8[,)].* but the checkpoint has \(4[,)]", line), line
+
+    def rename(data):
+        state = data["state_dict"]
+        state["decoder.renamed.weight"] = state.pop(next(k for k in state if k.startswith("decoder")))
+
+    line = _error(capsys, ["sample", _saved(checkpoint, tmp_path / "renamed.ckpt", rename)])
+    assert "missing: decoder." in line and "unexpected: decoder.renamed.weight" in line, line
+    line = _error(capsys, ["sample", _saved(checkpoint, tmp_path / "extra.ckpt",
+                                            lambda d: d["hyper_parameters"].update(no_such_option=1))])
+    assert "extra.ckpt" in line and "no_such_option" in line
+    assert not (tmp_path / "samples.png").exists()
+
+
+# ---------------------------------------------------------------------- exit codes
+def test_user_errors_exit_2_and_internal_errors_exit_1(capsys, checkpoint, monkeypatch):
+    line = _error(capsys, ["traverse", checkpoint, "--image", "100000"])
+    assert "--image" in line
+    assert "--code 4" in _error(capsys, ["traverse", checkpoint, "--code", "4"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("an aegen bug")
+
+    monkeypatch.setattr("aegen.checkpoint.load", broken)
+    assert main(["sample", str(checkpoint)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aegen: error: RuntimeError: an aegen bug") and "--debug" in err
+    assert len(err.splitlines()) == 1

@@ -6,7 +6,9 @@ once in ``aegen/models/__init__.py`` (datasets likewise in ``aegen/data/__init__
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from aegen.errors import AegenError
@@ -76,3 +78,29 @@ def datasets() -> dict[str, type]:
 def describe(cls: type) -> str:
     """The first line of a class docstring: the one-line description `aegen list` prints."""
     return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+def _declared(package: str, decorator: str) -> dict[str, str]:
+    """name -> description of the classes a package's modules register, read from their source
+    (``ast``), so that listing them imports neither torch nor Lightning."""
+    found = {}
+    for path in sorted((Path(__file__).parent / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for deco in node.decorator_list:
+                if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == decorator and deco.args
+                        and isinstance(deco.args[0], ast.Constant)):
+                    doc = ast.get_docstring(node) or ""
+                    found[deco.args[0].value] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return found
+
+
+def catalogue() -> dict[str, dict[str, str]]:
+    """``{"models": {name: description}, "datasets": {...}}``: aegen's own, read from source, plus any
+    registered in this process (e.g. a user's model in their own module)."""
+    out = {"models": _declared("models", "register_model"), "datasets": _declared("data", "register_data")}
+    for kind, table in (("models", MODELS), ("datasets", DATA)):
+        out[kind].update({name: describe(cls) for name, cls in table.items()})
+        out[kind] = dict(sorted(out[kind].items()))
+    return out

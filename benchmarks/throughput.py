@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from aegen.cli import AegenCLI, _class_path
+from aegen.lightning_cli import AegenCLI, _class_path
 from aegen.data.base import AEDataModule
 from aegen.losses import adversarial_loss, discriminator_loss, gaussian_kl
 from aegen.models.base import GenerativeAE

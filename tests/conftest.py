@@ -57,3 +57,12 @@ def digits_judge(tmp_path_factory) -> Path:
 
     datamodule = Digits(root=str(tmp_path_factory.mktemp("judge-data")))
     return save_judge(train_judge(datamodule, epochs=4), judge_path(datamodule))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -132,3 +134,22 @@ def test_tensorboard_logger_writes_into_the_same_run(capsys):
     ckpt = fit_cli(capsys, "--model", "ae", *TINY, "--trainer.max_epochs", "1", "--trainer.logger", "tensorboard")
     run = ckpt.parent.parent
     assert list((run / "tensorboard").glob("events.out.tfevents.*")) and (run / "metrics.csv").is_file()
+
+
+def test_the_tool_commands_start_without_torch_or_lightning():
+    """`aegen --help`, `aegen list` and `aegen sample --help` import neither torch nor Lightning."""
+    code = ("import sys\nfrom aegen.cli import main\n"
+            "for argv in (['list'], ['--help'], ['sample', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'pytorch_lightning', 'torchvision') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_list_reads_the_registry_from_source_as_importing_would():
+    from aegen import registry
+
+    listed = registry.catalogue()
+    assert listed["models"] == {name: registry.describe(cls) for name, cls in registry.models().items()}
+    assert listed["datasets"] == {name: registry.describe(cls) for name, cls in registry.datasets().items()}

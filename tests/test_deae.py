@@ -141,14 +141,6 @@ def test_block_tools_and_inferred_blocks():
     assert blocks == {"a": [2, 3], "b": [0, 1]}
 
 
-@pytest.fixture
-def one_thread():
-    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no judge cache but this test's data root

@@ -149,14 +149,6 @@ def test_callbacks_log_metrics_under_two_process_ddp(judged, tmp_path):
     assert "val/mig" not in logged  # digits has no factors: DisentanglementMetrics warns and skips
 
 
-@pytest.fixture
-def one_thread():
-    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~20x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def cold_cache(tmp_path, monkeypatch) -> Path:

@@ -7,7 +7,8 @@ own cluster head assigns the test split (``aegen.metrics.clustering``). k-means 
 scikit-learn, fitted on the training pixels) on the raw test pixels is the floor. Errors name their cluster -> label rule:
 Hungarian (one-to-one), majority (many-to-one) and the AAE paper's most-confident-validation-
 example rule; NMI and ARI need no mapping. Prints a Markdown table (mean ± std over seeds) and
-the wall time, and writes every number to ``--out``.
+the wall time, and writes every number to ``--out`` (the table beside it, ``.md`` for ``.json``).
+Training runs ``aegen fit --trainer.limit_val_batches 0`` in a subprocess (``experiments/harness.py``).
 
     python experiments/clustering_digits.py                 # 3 models x 5 seeds x 30 epochs
     python experiments/clustering_digits.py --epochs 5 --seeds 1 --models latentgan
@@ -19,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
+from harness import fit, markdown_table, mean_std, md_beside, model_flags, pm, write_results
 from scipy.stats import spearmanr
 
 import aegen
@@ -34,15 +36,14 @@ from aegen.metrics.clustering import cluster_errors, clustering_metrics, fit_kme
 KEYS = ("cluster_error_hungarian", "cluster_error_majority", "cluster_error_aae", "nmi", "ari")
 
 
-def train(name: str, seed: int, epochs: int, options: dict | None = None) -> tuple[dict[str, float], float]:
-    pl.seed_everything(seed, verbose=False)
-    dm = aegen.get_data("digits")()
-    model = aegen.get_model(name)(img_shape=dm.img_shape, num_classes=dm.num_classes, **(options or {}))
+def train(name: str, seed: int, epochs: int, options: dict | None, root: Path,
+          threads: int) -> tuple[dict[str, float], float]:
     start = time.perf_counter()
-    pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, limit_val_batches=0).fit(model, dm)
-    seconds = time.perf_counter() - start
-    model.eval()
+    ckpt = fit(name, "--trainer.max_epochs", epochs, "--trainer.accelerator", "cpu", "--trainer.limit_val_batches", 0,
+               *model_flags(options or {}), seed=seed, root=root, threads=threads)
+    seconds = time.perf_counter() - start  # since the harness: the whole `aegen fit` process, start-up included
+    # scored in-process: `aegen evaluate --metrics cluster` also trains a probe and k-means, and restart_report needs Q
+    model, dm = aegen.load(ckpt), aegen.get_data("digits")()
     metrics = clustering_metrics(model, dm.tensors("test"), dm.tensors("val"))
     if getattr(model, "restarts", 1) > 1:
         metrics["restarts"] = restart_report(model, dm)
@@ -71,8 +72,9 @@ def kmeans_pixels(seed: int) -> dict[str, float]:
 
 
 def summary(runs: list[dict[str, float]], key: str, percent: bool) -> str:
-    values = np.array([r[key] for r in runs]) * (100 if percent else 1)
-    return f"{values.mean():.2f} ± {values.std():.2f}" if percent else f"{values.mean():.3f} ± {values.std():.3f}"
+    # the population std (ddof=0), as in the tables of experiments/README.md
+    mean, std = mean_std([{key: r[key] * (100 if percent else 1)} for r in runs], [key], ddof=0)[key]
+    return pm(mean, std, ".2f" if percent else ".3f")
 
 
 def main() -> None:
@@ -93,24 +95,25 @@ def main() -> None:
     start = time.perf_counter()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     results: dict[str, dict] = {"kmeans_pixels": {"runs": [kmeans_pixels(s) for s in seeds], "seconds": []}}
+    tmp = tempfile.TemporaryDirectory()  # the checkpoints, scored and then removed
     for name in filter(None, args.models.split(",")):
         results[name] = {"runs": [], "seconds": []}
         for seed in seeds:
-            metrics, seconds = train(name, seed, args.epochs, args.model_args)
+            metrics, seconds = train(name, seed, args.epochs, args.model_args, Path(tmp.name) / f"{name}-{seed}",
+                                     args.threads)
             results[name]["runs"].append(metrics)
             results[name]["seconds"].append(seconds)
             print(f"{name} seed {seed}: hungarian {metrics['cluster_error_hungarian']:.3f} ({seconds:.0f} s)", flush=True)
             save(args, time.perf_counter() - start, results)  # partial results survive an interrupted run
+    tmp.cleanup()
     wall = time.perf_counter() - start
 
     print(f"\nseeds {seeds.start}-{seeds.stop - 1}, {args.epochs} epochs, digits test split (180 images), errors in %\n")
-    print("| method | Hungarian | majority | AAE rule | NMI | ARI | train s/run |")
-    print("|---|---|---|---|---|---|---|")
-    for name, record in results.items():
-        runs = record["runs"]
-        cells = [summary(runs, k, k.startswith("cluster_error")) for k in KEYS]
-        seconds = f"{np.mean(record['seconds']):.0f}" if record["seconds"] else "-"
-        print(f"| {name} | {' | '.join(cells)} | {seconds} |")
+    columns = ["method", "Hungarian", "majority", "AAE rule", "NMI", "ARI", "train s/run"]
+    table = markdown_table([dict(zip(columns, [name, *(summary(record["runs"], k, k.startswith("cluster_error")) for k in KEYS),
+                                               f"{np.mean(record['seconds']):.0f}" if record["seconds"] else "-"]))
+                            for name, record in results.items()], columns)
+    print(table)
     for name, record in results.items():
         reports = [r["restarts"] for r in record["runs"] if "restarts" in r]
         if reports:
@@ -121,13 +124,13 @@ def main() -> None:
                   f"{100 * np.mean([min(x['error'] for x in r) for r in reports]):.2f} %; Spearman(information, "
                   f"error) within a seed: {np.mean(rho):.2f} (per seed {', '.join(f'{v:.2f}' for v in rho)})")
     print(f"\nwall time: {wall:.0f} s")
-    save(args, wall, results)
+    save(args, wall, results, table)
 
 
-def save(args: argparse.Namespace, wall: float, results: dict) -> None:
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "results": results}, indent=2) + "\n")
+def save(args: argparse.Namespace, wall: float, results: dict, table: str | None = None) -> None:
+    """The JSON to ``--out`` (and, once the run is complete, the table beside it, ``.md``)."""
+    write_results(table or "", args.out, md_beside(args.out) if table else None,
+                  data={"args": vars(args), "wall_seconds": wall, "results": results})
 
 
 if __name__ == "__main__":

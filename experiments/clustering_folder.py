@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from codegen_digits import aegen  # noqa: E402  (the CLI in a subprocess, one thread)
+from harness import evaluate, fit, write_results
 
 
 def make_mnist5k(directory: Path) -> None:
@@ -59,13 +55,10 @@ def main() -> None:
     rows, start = [], time.time()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         began = time.time()
-        fit = aegen("fit", "--model", args.model, "--data", "folder", "--data.root", str(Path(args.root).resolve()),
-                    "--data.channels", "1", "--data.image_size", "32", "--trainer.max_epochs", str(args.epochs),
-                    "--seed_everything", str(seed), "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar",
-                    "false", "--trainer.default_root_dir", str(out / f"seed{seed}"), *args.fit_args, cwd=out)
-        ckpt = out / fit.strip().splitlines()[-1].removeprefix("checkpoint: ")
-        aegen("evaluate", str(ckpt), "--metrics", "cluster", "--out", str(out / f"eval{seed}"), cwd=out)
-        m = json.loads((out / f"eval{seed}" / "metrics.json").read_text())
+        ckpt = fit(args.model, "--data.root", Path(args.root).resolve(), "--data.channels", 1, "--data.image_size", 32,
+                   "--trainer.max_epochs", args.epochs, "--trainer.accelerator", "cpu", *args.fit_args,
+                   data="folder", seed=seed, root=out / f"seed{seed}", threads=1)
+        m = evaluate(ckpt, metrics="cluster", out=out / f"eval{seed}", cwd=out, threads=1)
         row = {"seed": seed, "seconds": time.time() - began, **{k: m[k] for k in (
             "cluster_error_hungarian", "nmi", "kmeans_pixels_cluster_error_hungarian", "kmeans_pixels_nmi")}}
         row["ratio"] = row["cluster_error_hungarian"] / row["kmeans_pixels_cluster_error_hungarian"]
@@ -73,8 +66,8 @@ def main() -> None:
         print(f"seed {seed}: {args.model} {100 * row['cluster_error_hungarian']:.1f} % vs k-means on pixels "
               f"{100 * row['kmeans_pixels_cluster_error_hungarian']:.1f} % (ratio {row['ratio']:.2f}), "
               f"{row['seconds']:.0f} s", flush=True)
-    (out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                  "wall_s": time.time() - start, "runs": rows}, indent=2) + "\n")
+    write_results(rows, out / "results.json", out / "results.md", data={
+        "args": {k: str(v) for k, v in vars(args).items()}, "wall_s": time.time() - start, "runs": rows})
 
 
 if __name__ == "__main__":

@@ -14,14 +14,11 @@ Score, the paper's metric. Every row is `aegen fit --model codegen_aae --model.p
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from codegen_digits import aegen  # noqa: E402  (the CLI in a subprocess, one thread)
+from harness import evaluate, fit, markdown_table, write_results
 
 #: (row name, learned_prior, perceptual_loss, decoder_in_both_phases): the paper's incremental rows
 ROWS = [
@@ -35,17 +32,12 @@ ROWS = [
 def run(row: tuple, args: argparse.Namespace, out: Path) -> dict:
     name, a, b, c = row
     tag = "".join(k for k, on in zip("ABC", (a, b, c)) if on) or "baseline"
-    data = ["--data", args.data] + (["--data.root", args.data_root] if args.data_root else [])
-    stdout = aegen("fit", "--model", "codegen_aae", *data, "--model.preset", "paper", "--model.learned_prior", str(a).lower(),
-                   "--model.perceptual_loss", str(b).lower(), "--model.decoder_in_both_phases", str(c).lower(),
-                   "--trainer.max_epochs", str(args.epochs), "--seed_everything", str(args.seed),
-                   "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(out / tag), cwd=out)
-    ckpt = out / stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")
-    metrics = "is" if args.inception else "judge"
-    extra = ["--inception-weights", args.inception_weights] if args.inception_weights else []
-    aegen("evaluate", str(ckpt), "--metrics", metrics, "--num-samples", str(args.num_samples), *extra,
-          "--out", str(out / tag / "eval"), cwd=out)
-    return json.loads((out / tag / "eval" / "metrics.json").read_text())
+    ckpt = fit("codegen_aae", *(["--data.root", args.data_root] if args.data_root else []), "--model.preset", "paper",
+               "--model.learned_prior", str(a).lower(), "--model.perceptual_loss", str(b).lower(),
+               "--model.decoder_in_both_phases", str(c).lower(), "--trainer.max_epochs", args.epochs,
+               data=args.data, seed=args.seed, root=out / tag, threads=1)
+    return evaluate(ckpt, metrics="is" if args.inception else "judge", out=out / tag / "eval", cwd=out, threads=1,
+                    num_samples=args.num_samples, inception_weights=args.inception_weights)
 
 
 def main() -> None:
@@ -66,16 +58,14 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda r: run(r, args, out), ROWS))
     keys = ["is_mean"] if args.inception else ["fid_judge", "is_judge_mean"]
-    lines = ["| row | A | B | C | " + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
-    for (name, a, b, c), m in zip(ROWS, results):
-        marks = " | ".join("x" if on else "" for on in (a, b, c))
-        lines.append(f"| {name} | {marks} | " + " | ".join(f"{m[k]:.2f}" for k in keys) + " |")
-    table = "\n".join(lines)
+    rows = [{"row": name, **{k: "x" if on else "" for k, on in zip("ABC", (a, b, c))}, **{k: f"{m[k]:.2f}" for k in keys}}
+            for (name, a, b, c), m in zip(ROWS, results)]
     wall = time.time() - start
+    table = markdown_table(rows)
     print(table)
     print(f"\nwall time {wall:.0f} s; {args.data}, {args.epochs} epochs, seed {args.seed}, {args.num_samples} samples")
-    (out / "results.json").write_text(json.dumps({"table": table, "wall_s": wall, "args": vars(args),
-                                                  "metrics": dict(zip([r[0] for r in ROWS], results))}, indent=2) + "\n")
+    write_results(table, out / "results.json", out / "results.md", data={
+        "table": table, "wall_s": wall, "args": vars(args), "metrics": dict(zip([r[0] for r in ROWS], results))})
 
 
 if __name__ == "__main__":

@@ -11,52 +11,37 @@ Everything goes through the CLI (`aegen fit`, `aegen prior`, `aegen evaluate --m
 
     python experiments/codegen_digits.py --epochs 20 --out experiments/results/codegen_digits
 
-prints a markdown table and writes ``<out>/results.json``.
+prints a markdown table and writes ``<out>/results.json`` (the table also to ``<out>/results.md``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from harness import aegen, evaluate, fit, last_checkpoint, markdown_table, write_results
 
-FITS = {
-    "aae": ["--model", "aae", "--model.latent_dim", "64"],
-    "codegen_aae": ["--model", "codegen_aae"],
-    "codegen_aae_supervised": ["--model", "codegen_aae", "--model.setting", "supervised"],
-    "ae": ["--model", "ae", "--model.latent_dim", "64"],
-    "vae": ["--model", "vae", "--model.latent_dim", "64"],
+FITS = {  # name -> (registered model, `aegen fit` flags)
+    "aae": ("aae", ["--model.latent_dim", "64"]),
+    "codegen_aae": ("codegen_aae", []),
+    "codegen_aae_supervised": ("codegen_aae", ["--model.setting", "supervised"]),
+    "ae": ("ae", ["--model.latent_dim", "64"]),
+    "vae": ("vae", ["--model.latent_dim", "64"]),
 }
 PRIOR_BASES = ("ae", "vae", "aae")
 
 
-def aegen(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-m", "aegen", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"aegen {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result.stdout
-
-
-def fit(name: str, epochs: int, seed: int, out: Path) -> Path:
-    root = out / name
-    stdout = aegen("fit", *FITS[name], "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed),
-                   "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-                   "--trainer.default_root_dir", str(root), cwd=out)
-    return out / stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")
+def train(name: str, epochs: int, seed: int, out: Path) -> Path:
+    model, flags = FITS[name]
+    return fit(model, *flags, "--trainer.max_epochs", epochs, "--trainer.accelerator", "cpu", data=None, seed=seed,
+               root=out / name, threads=1)
 
 
 def judge(name: str, ckpt: Path, out: Path, num_samples: int) -> dict:
-    ev = out / "eval" / name
-    aegen("evaluate", str(ckpt), "--metrics", "judge", "--num-samples", str(num_samples), "--out", str(ev), cwd=out)
-    return json.loads((ev / "metrics.json").read_text())
+    return evaluate(ckpt, metrics="judge", out=out / "eval" / name, num_samples=num_samples, cwd=out, threads=1)
 
 
 def label_sheet(ckpt: Path, path: Path, rows: int = 8) -> None:
@@ -94,16 +79,15 @@ def main() -> None:
     start = time.time()
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        ckpts = dict(zip(fits, pool.map(lambda n: fit(n, args.epochs, args.seed, out), fits)))
+        ckpts = dict(zip(fits, pool.map(lambda n: train(n, args.epochs, args.seed, out), fits)))
     print(f"trained in {time.time() - start:.0f} s", flush=True)
 
     priors = {}
     for base in bases:
         for kind in ("gmm", "gan"):
             path = out / f"{base}-prior-{kind}.ckpt"
-            aegen("prior", str(ckpts[base]), "--out", str(path), "--kind", kind, "--steps", str(args.prior_steps),
-                  "--seed", str(args.seed), cwd=out)
-            priors[(base, kind)] = path
+            priors[(base, kind)] = last_checkpoint(aegen("prior", ckpts[base], "--out", path, "--kind", kind, "--steps",
+                                                         args.prior_steps, "--seed", args.seed, cwd=out, threads=1), out)
     print(f"priors fitted at {time.time() - start:.0f} s", flush=True)
 
     evals = {}
@@ -119,21 +103,20 @@ def main() -> None:
     def fid(key):
         return evals[key]["fid_judge"]
 
-    lines = ["| model | fid_judge | is_judge_mean | cond_acc_judge |", "|---|---|---|---|"]
-    for name in [n for n in ("aae", "codegen_aae", "codegen_aae_supervised") if n in ckpts]:
-        m = evals[(name, "own")]
-        lines.append(f"| {name} | {m['fid_judge']:.2f} | {m['is_judge_mean']:.2f} | "
-                     f"{m.get('cond_acc_judge', float('nan')):.3f} |")
-    lines += ["", "| base | Gaussian (own sampler) | GMM (`--kind gmm`) | code generator (`--kind gan`) |", "|---|---|---|---|"]
-    for base in bases:
-        lines.append(f"| {base} | {fid((base, 'own')):.2f} | {fid((base, 'gmm')):.2f} | {fid((base, 'gan')):.2f} |")
-    table = "\n".join(lines)
+    models = [{"model": name, "fid_judge": f"{m['fid_judge']:.2f}", "is_judge_mean": f"{m['is_judge_mean']:.2f}",
+               "cond_acc_judge": f"{m.get('cond_acc_judge', float('nan')):.3f}"}
+              for name in ("aae", "codegen_aae", "codegen_aae_supervised") if name in ckpts for m in [evals[(name, "own")]]]
+    prior_columns = ["base", "Gaussian (own sampler)", "GMM (`--kind gmm`)", "code generator (`--kind gan`)"]
+    priors_rows = [dict(zip(prior_columns, [base, *(f"{fid((base, k)):.2f}" for k in ("own", "gmm", "gan"))]))
+                   for base in bases]
+    table = "\n\n".join([markdown_table(models, ["model", "fid_judge", "is_judge_mean", "cond_acc_judge"]),
+                          markdown_table(priors_rows, prior_columns)])
     print(table)
     print(f"\nwall time {wall:.0f} s; {args.epochs} epochs, seed {args.seed}, {args.num_samples} samples per judge-FID")
     results = {"epochs": args.epochs, "seed": args.seed, "num_samples": args.num_samples, "prior_steps": args.prior_steps,
                "wall_s": wall, "checkpoints": {k: str(v) for k, v in ckpts.items()},
                "metrics": {"/".join(k): v for k, v in evals.items()}, "table": table}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(table, out / "results.json", out / "results.md", data=results)
 
 
 if __name__ == "__main__":

@@ -5,22 +5,19 @@ Used by ``deae_augmentation.py``, ``deae_debias.py`` and ``deae_compare.py``; ru
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import numpy as np
 import torch
 import torch.nn.functional as F
+from harness import md_beside, mean_std, pm, write_results
 
 import aegen
 from aegen.data.base import from_uint8
 from aegen.metrics.controllability import decode_all, edit_codes, encode_all
 from aegen.metrics.judge import JudgeNet
-
-BLOCKS = {"letter": 4, "size": 4, "font_colour": 4, "background_colour": 3, "font": 5}  # the paper's Fonts layout
+from aegen.models.deae import FONTS_BLOCKS as BLOCKS  # the paper's Fonts layout
 
 
 def fonts(root: str | None, **options: Any):
@@ -29,6 +26,7 @@ def fonts(root: str | None, **options: Any):
 
 def train_model(name: str, datamodule, steps: int, seed: int, width: int = 16, **options: Any):
     """A model trained for ``steps`` Adam steps on the datamodule (CPU, no logging, no checkpoints)."""
+    # in-process, not harness.fit: deae_augmentation trains on a truncated in-memory split that `aegen fit` cannot express
     pl.seed_everything(seed, verbose=False)
     model = aegen.get_model(name)(img_shape=datamodule.img_shape, num_classes=datamodule.num_classes, width=width,
                                   **options)
@@ -113,30 +111,24 @@ def with_and_without_syntheses(dm, settings: dict[str, Any], swapped: list[str],
             net = train_classifier(x, y[:, 0], dm.num_classes, settings["classifier_steps"], seed)
             scores[key].append(accuracy(net, test_x, test_y[:, 0]))
         print(f"seed {seed}: " + "  ".join(f"{key.removesuffix('_acc')} {v[-1]:.4f}" for key, v in scores.items()), flush=True)
+    stats = mean_std([dict(zip(scores, run)) for run in zip(*scores.values())], keys)
     return {
-        **{key: float(np.mean(v)) for key, v in scores.items()},
-        **{f"{key}_std": float(np.std(v, ddof=1)) for key, v in scores.items()},
+        **{key: stats[key][0] for key in keys},
+        **{f"{key}_std": stats[key][1] for key in keys},
         **{f"{key}_per_seed": v for key, v in scores.items()},
         "train_items": len(train_x), "synthesised_items": len(train_x) * settings["copies"], "test_items": len(test_x),
     }
 
 
 def report(result: dict[str, Any], header: str, rows: dict[str, str], out: str | None) -> dict[str, Any]:
-    """Print a study's table (``rows``: label -> result key, mean ± std over seeds) and timings; write the JSON."""
-    print(f"| classifier trained on | {header} (mean ± std over seeds) |")
-    print("|---|---|")
-    for label, key in rows.items():
-        print(f"| {label} | {result[key]:.4f} ± {result[key + '_std']:.4f} |")
+    """Print a study's table (``rows``: label -> result key, mean ± std over seeds) and timings; write
+    the JSON to ``out`` and the table beside it (``.md``)."""
+    column = f"{header} (mean ± std over seeds)"
+    table = [{"classifier trained on": label, column: pm(result[key], result[key + "_std"], ".4f")}
+             for label, key in rows.items()]
+    print(write_results(table, out, md_beside(out) if out else None, data=result))
     print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
-    write(out, result)
     return result
-
-
-def write(out: str | None, result: dict[str, Any]) -> None:
-    text = json.dumps(result, indent=2)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n")
 
 
 class Clock:

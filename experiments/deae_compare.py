@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import torch
+from deae_common import BLOCKS, Clock, fonts, train_model
+from harness import markdown_table, md_beside, write_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, fonts, train_model, write  # noqa: E402
-
-from aegen.metrics.controllability import edit_scores, encode_all, factor_judges  # noqa: E402
-from aegen.metrics.disentanglement import dci, mig  # noqa: E402
+from aegen.metrics.controllability import edit_scores, encode_all, factor_judges
+from aegen.metrics.disentanglement import dci, mig
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 MODELS = {  # label -> (registered model, options)
@@ -66,14 +63,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(label, {k: round(v, 4) for k, v in row.items() if "/" not in k}, flush=True)
     keys = ["edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "mig", "dci_disentanglement", "dci_completeness",
             "dci_informativeness"]
-    print("| model | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for label, row in results.items():
-        print(f"| {label} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+    table = markdown_table([{"model": label, **{k: f"{row[k]:.3f}" for k in keys}} for label, row in results.items()],
+                           ["model", *keys])
+    print(table)
     result = {"results": results, "judge_test_accuracy": {k: j.meta["test_accuracy"] for k, j in judges.items()},
               "settings": {**settings, "models": {m: MODELS[m] for m in args.models}, "quick": args.quick}, **clock.elapsed()}
     print(f"wall {result['wall_s']} s, CPU {result['cpu_s']} s")
-    write(args.out, result)
+    write_results(table, args.out, md_beside(args.out) if args.out else None, data=result)
     return result
 
 

@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deae_common import BLOCKS, Clock, fonts, report, with_and_without_syntheses  # noqa: E402
+from deae_common import BLOCKS, Clock, fonts, report, with_and_without_syntheses
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 

@@ -22,7 +22,7 @@ _SCAN_BYTES = 1 << 20  # how much of a file that is not a zip archive is read to
 _SHOWN = 3  # mismatching keys named in an error, of each kind
 
 
-def _init_args(hparams: dict[str, Any]) -> dict[str, Any]:
+def init_args(hparams: dict[str, Any]) -> dict[str, Any]:
     """Saved hyperparameters minus LightningCLI's bookkeeping keys (``_class_path``, ``_instantiator``)."""
     return {k: v for k, v in hparams.items() if not k.startswith("_")}
 
@@ -183,7 +183,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu"):
     if not isinstance(hparams, dict):
         raise AegenError(f"{path} is not an aegen checkpoint (its hyper_parameters are not a mapping)")
     try:
-        model = cls(**_init_args(hparams))
+        model = cls(**init_args(hparams))
     except (TypeError, ValueError, AegenError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AegenError(f"{path}: its hyperparameters do not build model {name!r} ({first}); "
@@ -206,4 +206,4 @@ def load_datamodule(path: str | Path, **overrides: Any):
     record = read_checkpoint(path, finite=False)["aegen"].get("data")
     if not record:
         raise AegenError(f"{path} does not record its dataset; pass --data NAME")
-    return get_data(record["name"])(**{**_init_args(record["hparams"]), **overrides})
+    return get_data(record["name"])(**{**init_args(record["hparams"]), **overrides})

@@ -298,7 +298,8 @@ def _factor_images(args: argparse.Namespace):
 def cmd_explore(args: argparse.Namespace) -> None:
     import torch
 
-    from aegen.metrics.controllability import decode_all, different_partners, encode_all, explore_codes
+    from aegen.latent import encode_all
+    from aegen.metrics.controllability import decode_all, different_partners, explore_codes
     from aegen.viz import save_sheet
 
     _check_sheet(args.num, args.steps, "--num x --steps")
@@ -308,7 +309,7 @@ def cmd_explore(args: argparse.Namespace) -> None:
     rows = torch.randperm(len(images), generator=generator)[: args.num]
     ends = different_partners(factors[:, k], generator)[rows]
     ends = torch.where(ends >= 0, ends, rows)
-    codes = encode_all(model, images)
+    codes = encode_all(model, images, device="cpu")
     path = explore_codes(codes[rows], codes[ends], dims, args.steps)
     print(save_sheet(decode_all(model, path.flatten(0, 1)).unflatten(0, path.shape[:2]), args.out))
 
@@ -316,7 +317,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
 def cmd_edit(args: argparse.Namespace) -> None:
     import torch
 
-    from aegen.metrics.controllability import decode_all, edit_codes, encode_all, parse_value
+    from aegen.latent import encode_all
+    from aegen.metrics.controllability import decode_all, edit_codes, parse_value
     from aegen.viz import save_sheet
 
     _check_sheet(args.num, 3, "--num (3 images a row)")
@@ -329,7 +331,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         raise AegenError(f"no {args.split} image has {args.factor} = {args.value}; try another --split or value")
     source = having[torch.randint(len(having), (1,), generator=generator)]
     rows = torch.randperm(len(images), generator=generator)[: args.num]
-    codes = encode_all(model, images)
+    codes = encode_all(model, images, device="cpu")
     edited = decode_all(model, edit_codes(codes[rows], codes[source].expand(len(rows), -1), dims))
     sheet = torch.stack([images[source].expand(len(rows), -1, -1, -1), images[rows], edited], dim=1)
     print(save_sheet(sheet, args.out))

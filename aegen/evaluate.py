@@ -44,6 +44,7 @@ import torch
 from aegen import __version__
 from aegen.checkpoint import load, load_datamodule
 from aegen.errors import AegenError
+from aegen.latent import encode_all
 from aegen.metrics import clustering, fidelity
 from aegen.metrics.disentanglement import disentanglement_metrics
 from aegen.metrics.judge import FEATURE_EXTRACTOR as JUDGE, JudgeNet, get_judge, judge_path
@@ -401,7 +402,7 @@ def code_scatter(model, images: torch.Tensor, labels: torch.Tensor | None, path:
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
-    codes = clustering.encode_all(model, images).double().numpy()
+    codes = encode_all(model, images, device="cpu").double().numpy()
     points = PCA(n_components=2).fit_transform(codes) if codes.shape[1] >= 2 else np.c_[codes, np.zeros(len(codes))]
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     scatter = ax.scatter(points[:, 0], points[:, 1], s=6, c=None if labels is None else labels.numpy(), cmap="tab10")

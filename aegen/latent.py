@@ -149,6 +149,8 @@ def attribute_vectors(codes: Tensor, attributes: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode_all(model, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Codes of many images, in batches, on the model's device: (N, D)."""
-    return torch.cat([model.encode(x.to(model.device)) for x in images.split(batch_size)])
+def encode_all(model, images: Tensor, batch_size: int = 256, device: torch.device | str | None = None) -> Tensor:
+    """Codes (N, D) of images (N, C, H, W), encoded ``batch_size`` at a time on the model's device
+    and returned on ``device`` (default: the model's device)."""
+    device = model.device if device is None else device
+    return torch.cat([model.encode(x.to(model.device)).flatten(1).to(device) for x in images.split(batch_size)])

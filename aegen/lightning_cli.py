@@ -29,7 +29,8 @@ from aegen.viz import ImageSheets
 LOGGERS = ("csv", "tensorboard", "wandb")
 
 
-def _class_path(cls: type) -> str:
+def class_path(cls: type) -> str:
+    """``module.QualifiedName`` of a class, as LightningCLI's ``--model`` takes it."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -52,7 +53,7 @@ def _rewrite_names(argv: list[str]) -> list[str]:
                 out.append(f"{key}={value}")  # a full class path or dict: LightningCLI's own syntax
             else:
                 lookup = registry.get_model if key.startswith("--model") else registry.get_data
-                out.append(f"{key}={_class_path(lookup(value))}")
+                out.append(f"{key}={class_path(lookup(value))}")
         else:
             out.append(arg)
         i += 1
@@ -61,7 +62,7 @@ def _rewrite_names(argv: list[str]) -> list[str]:
     if "--model" not in seen and not has_config and not asks_help:
         raise AegenError(f"choose a model with --model NAME, one of: {', '.join(registry.models())}")
     if "--data" not in seen:
-        out.insert(0, f"--data={_class_path(registry.get_data(DEFAULT_DATA))}")
+        out.insert(0, f"--data={class_path(registry.get_data(DEFAULT_DATA))}")
     return out
 
 

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from aegen.lightning_cli import AegenCLI, _class_path
+from aegen.lightning_cli import AegenCLI, class_path
 from aegen.data.base import AEDataModule
 from aegen.losses import adversarial_loss, discriminator_loss, gaussian_kl
 from aegen.models.base import GenerativeAE
@@ -106,7 +106,7 @@ def time_trainer(name: str, steps: int, warmup: int, root: str) -> float:
     batches = steps + warmup
     cli = AegenCLI(
         GenerativeAE, AEDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
-        args=[f"--model={_class_path(get_model(name))}", f"--data={_class_path(get_data('digits'))}",
+        args=[f"--model={class_path(get_model(name))}", f"--data={class_path(get_data('digits'))}",
               "--trainer.accelerator=cpu", "--trainer.max_epochs=1000", f"--trainer.default_root_dir={root}",
               "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"],
         seed_everything_default=0, trainer_defaults={"log_every_n_steps": 10}, auto_configure_optimizers=False,

@@ -15,7 +15,8 @@ from harness import md_beside, mean_std, pm, write_results
 
 import aegen
 from aegen.data.base import from_uint8
-from aegen.metrics.controllability import decode_all, edit_codes, encode_all
+from aegen.latent import encode_all
+from aegen.metrics.controllability import decode_all, edit_codes
 from aegen.metrics.judge import JudgeNet
 from aegen.models.deae import FONTS_BLOCKS as BLOCKS  # the paper's Fonts layout
 
@@ -49,7 +50,7 @@ def synthesise(model, images: torch.Tensor, factors: torch.Tensor, donors: torch
     ones from the donor). ``donors`` are (images, factors) indices into the same tensors.
     """
     generator = torch.Generator().manual_seed(seed)
-    codes = encode_all(model, images)
+    codes = encode_all(model, images, device="cpu")
     dims = [d for name in blocks for d in range(model.blocks[name].start, model.blocks[name].stop)]
     names = list(aegen.get_data("fonts").factor_names)
     swapped = [names.index(name) for name in blocks]

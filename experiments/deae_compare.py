@@ -19,7 +19,8 @@ import torch
 from deae_common import BLOCKS, Clock, fonts, train_model
 from harness import markdown_table, md_beside, write_results
 
-from aegen.metrics.controllability import edit_scores, encode_all, factor_judges
+from aegen.latent import encode_all
+from aegen.metrics.controllability import edit_scores, factor_judges
 from aegen.metrics.disentanglement import dci, mig
 
 SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = edit_scores(model, dm, judges=judges, seed=settings["seed"])
         train_x, train_y = dm.tensors("train", settings["dci_points"][0])
         test_x, test_y = dm.tensors("test", settings["dci_points"][1])
-        codes_train, codes_test = encode_all(model, train_x), encode_all(model, test_x)
+        codes_train, codes_test = encode_all(model, train_x, device="cpu"), encode_all(model, test_x, device="cpu")
         row["mig"] = mig(codes_train, train_y, seed=settings["seed"])
         row.update(dci(codes_train, train_y, codes_test, test_y, seed=settings["seed"]))
         results[label] = row

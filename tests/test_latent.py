@@ -1,6 +1,6 @@
 import torch
 
-from aegen.latent import CodeGaussian, lerp, slerp
+from aegen.latent import CodeGaussian, encode_all, lerp, slerp
 
 
 def test_interpolation_endpoints_are_the_inputs():
@@ -89,3 +89,22 @@ def test_attribute_table_uses_attributes_factors_or_classes():
     assert names == ["a=0", "a=1", "b=0", "b=1", "b=2"] and table.tolist() == [[0, 1, 0, 0, 1]]
     celeb = SimpleNamespace(attribute_names=["Smiling", "Male"])
     assert attribute_table(celeb, torch.tensor([[1, 0]]))[0] == ["Smiling", "Male"]
+
+
+def test_encode_all_encodes_in_batches_onto_the_requested_device():
+    class Halves:  # a stand-in model: its code is half of each flattened image
+        device = torch.device("cpu")
+
+        def __init__(self):
+            self.batches = []
+
+        def encode(self, x):
+            self.batches.append(len(x))
+            return x.flatten(1) / 2
+
+    images = torch.randn(7, 1, 2, 2)
+    model = Halves()
+    codes = encode_all(model, images, batch_size=3, device="cpu")
+    assert model.batches == [3, 3, 1] and codes.device.type == "cpu"
+    torch.testing.assert_close(codes, images.flatten(1) / 2, rtol=0, atol=0)
+    assert encode_all(model, images).device == model.device

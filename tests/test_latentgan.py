@@ -51,6 +51,25 @@ def test_sample_with_a_fixed_category(name):
         model.sample(2, category=10)
 
 
+def test_sample_category_needs_a_categorical_code():
+    model = aegen.get_model("ae")(**TINY).eval()
+    assert model.sample(2, torch.Generator().manual_seed(0), category=None).shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="no categorical code"):
+        model.sample(2, category=1)
+
+
+def test_infogan_and_latentgan_draw_their_codes_alike():
+    infogan = aegen.get_model("infogan")(**TINY)
+    latentgan = aegen.get_model("latentgan")(**TINY, noise_dim=8, num_categorical=1, num_categories=10,
+                                             num_continuous=2)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    z, c, u = infogan.sample_codes(5, category=torch.arange(5), generator=gen())
+    noise, cats, cont = latentgan.sample_codes(5, category=torch.arange(5), generator=gen())
+    assert c.shape == (5,) and cats.shape == (5, 1)
+    assert torch.equal(z, noise) and torch.equal(c, cats[:, 0]) and torch.equal(u, cont)
+    assert c.tolist() == list(range(5)) and u.abs().max() <= 1.0
+
+
 def test_latentgan_sample_codes_fix_category_and_continuous_codes():
     model = aegen.get_model("latentgan")(**TINY, num_categorical=2, num_continuous=3)
     noise, c, u = model.sample_codes(6, category=torch.arange(6) % 4, continuous=torch.tensor([0.5, -1.0, 0.0]))

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aegen.data.base import signed_to_uint8, unit_to_uint8
 from aegen.data.digits import Digits
 from aegen.errors import AegenError
 from aegen.evaluate import conditional_accuracy
@@ -66,7 +67,8 @@ def test_chunked_samples_do_not_depend_on_access_order():
     forward = torch.stack([data[i] for i in range(25)])
     backward = torch.stack([data[i] for i in reversed(range(25))]).flip(0)
     assert forward.dtype == torch.uint8 and torch.equal(forward, backward)
-    assert fidelity.to_uint8(torch.tensor([-1.0, 0.0, 1.0])).tolist() == [0, 128, 255]
+    assert signed_to_uint8(torch.tensor([-1.0, 0.0, 1.0])).tolist() == [0, 128, 255]
+    assert unit_to_uint8(torch.tensor([0.0, 0.5, 1.0])).tolist() == [0, 128, 255]
 
 
 class Conditional:

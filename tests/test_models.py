@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import aegen
-from aegen.data.base import AEDataModule, to_uint8
+from aegen.data.base import AEDataModule
 from aegen.errors import AegenError
 from aegen.registry import models
 from tests.conftest import fit_cli, run_aegen
@@ -70,6 +70,16 @@ def test_overfits_a_small_batch(name, tmp_path):
         with torch.no_grad():
             read = model.cluster_probs(model.sample(len(categories), category=categories)).argmax(1)
         assert (read == categories).float().mean() > 0.5
+
+
+def test_default_encode_decode_use_the_encoder_and_decoder():
+    from aegen.models.base import GenerativeAE
+
+    model = aegen.get_model("ae")(**TINY).eval()
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert torch.equal(model.encode(x), model.encoder(x))
+    with pytest.raises(NotImplementedError, match="no encoder submodule: it must override encode"):
+        GenerativeAE(**TINY).encode(x)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -31,14 +31,19 @@ TensorSplit = tuple[Tensor, Tensor]
 Split = Union[TensorSplit, Dataset]
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """Float images in [0, 1] -> uint8."""
+def unit_to_uint8(images: Tensor) -> Tensor:
+    """Float images in [0, 1] (decoded files, resized images) -> uint8."""
     return images.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def from_uint8(images: Tensor) -> Tensor:
-    """uint8 images -> float in [-1, 1]."""
+    """uint8 images -> float in [-1, 1] (the models' range)."""
     return images.float().div_(127.5).sub_(1.0)
+
+
+def signed_to_uint8(images: Tensor) -> Tensor:
+    """Images in [-1, 1] (the models' range) -> uint8: the inverse of ``from_uint8``."""
+    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def resize(images: Tensor, size: int) -> Tensor:
@@ -52,7 +57,7 @@ def resize_uint8(images: Tensor, size: int, chunk: int = 4096) -> Tensor:
     """uint8 (N, C, H, W) images -> uint8 (N, C, size, size) via ``resize``, in chunks to bound memory."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    return torch.cat([to_uint8(resize(part.float() / 255, size)) for part in images.split(chunk)])
+    return torch.cat([unit_to_uint8(resize(part.float() / 255, size)) for part in images.split(chunk)])
 
 
 def find_files(directory: Path, names: Sequence[str], dataset: str, how: str, suffixes: Sequence[str] = ("",)) -> list[Path]:

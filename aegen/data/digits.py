@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import load_digits
 
-from aegen.data.base import AEDataModule, Split, random_split_indices, resize, to_uint8
+from aegen.data.base import AEDataModule, Split, random_split_indices, resize, unit_to_uint8
 from aegen.registry import register_data
 
 
@@ -30,7 +30,7 @@ class Digits(AEDataModule):
     def load_splits(self) -> dict[str, Split]:
         digits = load_digits()
         images = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
-        images = to_uint8(resize(images, self.image_size))
+        images = unit_to_uint8(resize(images, self.image_size))
         labels = torch.from_numpy(digits.target).long()
         parts = random_split_indices(len(images), self.fractions, self.split_seed)
         return {name: (images[idx], labels[idx]) for name, idx in zip(("train", "val", "test"), parts)}

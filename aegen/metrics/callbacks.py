@@ -25,6 +25,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from aegen.data.base import signed_to_uint8
 from aegen.errors import AegenError
 from aegen.metrics import fidelity
 from aegen.metrics.clustering import ClusteringScores
@@ -163,7 +164,7 @@ class SampleQuality(_EpochCallback):
         self.metrics.to(pl_module.device)
 
     def _rgb(self, images: Tensor) -> Tensor:
-        images = fidelity.to_uint8(images)
+        images = signed_to_uint8(images)
         return images.expand(-1, 3, -1, -1) if self.features == "inception" and images.shape[1] == 1 else images
 
     def _update(self, images: Tensor, real: bool) -> None:

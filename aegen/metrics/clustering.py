@@ -38,14 +38,9 @@ from torchmetrics.functional.clustering import adjusted_rand_score, normalized_m
 from torchmetrics.utilities import dim_zero_cat
 
 from aegen.errors import AegenError
+from aegen.latent import encode_all
 
 LabelledImages = tuple[Tensor, Tensor]
-
-
-@torch.no_grad()
-def encode_all(model, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Codes (N, D) of images (N, C, H, W) in [-1, 1], encoded in batches on the model's device (CPU out)."""
-    return torch.cat([model.encode(x.to(model.device)).flatten(1).float().cpu() for x in images.split(batch_size)])
 
 
 @torch.no_grad()
@@ -110,7 +105,7 @@ def cluster_assignments(
     probs = head_probs(model, images, batch_size)
     if probs is not None:
         return probs.argmax(1), probs
-    codes = encode_all(model, images, batch_size)
+    codes = encode_all(model, images, batch_size, device="cpu").float()
     kmeans = kmeans or fit_kmeans(codes, _num_clusters(model, num_clusters), seed)
     return torch.from_numpy(kmeans.predict(codes.double().numpy())).long(), None
 
@@ -227,7 +222,8 @@ class CodeSplit(NamedTuple):
 @torch.no_grad()
 def encode_split(model, images: Tensor, labels: Tensor, batch_size: int = 256) -> CodeSplit:
     """Codes and cluster-head probabilities of images, with their labels."""
-    return CodeSplit(encode_all(model, images, batch_size), head_probs(model, images, batch_size), labels)
+    codes = encode_all(model, images, batch_size, device="cpu").float()
+    return CodeSplit(codes, head_probs(model, images, batch_size), labels)
 
 
 def clustering_scores(

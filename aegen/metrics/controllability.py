@@ -32,15 +32,10 @@ import torch
 from sklearn.metrics import mutual_info_score
 from torch import Tensor
 
+from aegen import latent
 from aegen.errors import AegenError
 from aegen.metrics.disentanglement import histogram_discretize
 from aegen.metrics.judge import JudgeNet, get_judge
-
-
-@torch.no_grad()
-def encode_all(model, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Codes (N, D) of images, in batches, on the CPU."""
-    return torch.cat([model.encode(x.to(model.device)).cpu() for x in images.split(batch_size)])
 
 
 @torch.no_grad()
@@ -72,7 +67,7 @@ def factor_blocks(model, datamodule, num_points: int = 5000) -> dict[str, list[i
     if isinstance(blocks, dict):
         return {name: list(range(sl.start, sl.stop)) for name, sl in blocks.items() if name in names}
     images, factors = datamodule.tensors("train", num_points)
-    return infer_blocks(encode_all(model, images), factors, names)
+    return infer_blocks(latent.encode_all(model, images, device="cpu"), factors, names)
 
 
 def edit_codes(codes: Tensor, sources: Tensor, dims: list[int]) -> Tensor:
@@ -175,7 +170,7 @@ def edit_scores(
     blocks = factor_blocks(model, datamodule) if blocks is None else blocks
     judges = factor_judges(datamodule) if judges is None else judges
     images, factors = datamodule.tensors("test", num_images)
-    codes = encode_all(model, images)
+    codes = latent.encode_all(model, images, device="cpu")
     generator = torch.Generator().manual_seed(seed)
 
     def reads(decoded: Tensor) -> Tensor:  # (N, K) judge readings

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from aegen.checkpoint import read_state_dict
+from aegen.data.base import signed_to_uint8
 from aegen.errors import AegenError
 
 INCEPTION = "inception-v3-compat"
@@ -100,11 +101,6 @@ def random_inception_state_dict(seed: int = 0) -> dict[str, Tensor]:
     return {k: v.contiguous() for k, v in net.state_dict().items()}
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """Images in [-1, 1] -> uint8 (the inverse of the datamodules' ``from_uint8``)."""
-    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 class ChunkedImages(Dataset):
     """``num`` generated images as uint8 (C, H, W) tensors, made ``chunk_size`` at a time.
 
@@ -128,7 +124,7 @@ class ChunkedImages(Dataset):
         if index != self._index:
             size = min(self.chunk_size, self.num - index * self.chunk_size)
             with torch.no_grad():
-                images = to_uint8(self.make_chunk(index, size)).cpu()
+                images = signed_to_uint8(self.make_chunk(index, size)).cpu()
             if self.rgb and images.shape[1] == 1:
                 images = images.expand(-1, 3, -1, -1)
             self._index, self._chunk = index, images.contiguous()
@@ -157,9 +153,9 @@ class SplitImages(Dataset):
             raise IndexError(i)
         if isinstance(self.data, tuple):
             image = self.data[0][i]
-            image = image if image.dtype == torch.uint8 else to_uint8(image)
+            image = image if image.dtype == torch.uint8 else signed_to_uint8(image)
         else:
-            image = to_uint8(torch.as_tensor(self.data[i][0]))
+            image = signed_to_uint8(torch.as_tensor(self.data[i][0]))
         return image.expand(3, -1, -1) if self.rgb and image.shape[0] == 1 else image
 
 

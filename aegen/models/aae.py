@@ -8,7 +8,6 @@ codes fake), then the encoder (the generator) to fool it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from aegen.losses import adversarial_loss, discriminator_loss
@@ -31,12 +30,6 @@ class AAE(GenerativeAE):
         self.decoder = ConvDecoder(self.img_shape, self.latent_dim, width=self.hparams.width)
         self.discriminator = LatentDiscriminator(self.latent_dim, disc_hidden)
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     samples_from_code_gaussian = False
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -48,10 +41,6 @@ class AAE(GenerativeAE):
             "discriminator": self.discriminator.parameters(),
             "generator": self.encoder.parameters(),
         }
-
-    def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
-        with self.phase("autoencoder") as update:
-            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def regularization_phase(self, x: Tensor) -> dict[str, Tensor]:
         with self.phase("discriminator") as update:

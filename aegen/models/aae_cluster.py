@@ -67,12 +67,8 @@ class ClusteringAAE(GenerativeAE):
         return h[:, : self.num_clusters].softmax(-1), h[:, self.num_clusters :]
 
     def encode(self, x: Tensor) -> Tensor:
-        """(q(y|x), z): (B, K + latent_dim)."""
+        """(q(y|x), z): (B, K + latent_dim), the codes ``decode`` takes."""
         return torch.cat(self.posterior(x), dim=1)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Codes (y, z) (B, K + latent_dim) -> images."""
-        return self.decoder(z)
 
     def cluster_probs(self, x: Tensor) -> Tensor:
         return self.posterior(x)[0]
@@ -88,11 +84,6 @@ class ClusteringAAE(GenerativeAE):
                 raise ValueError(f"clusters must be in [0, {self.num_clusters}), got {y.unique().tolist()}")
         return torch.cat([F.one_hot(y, self.num_clusters).float(), z], dim=1).to(self.device)
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
-        """``n`` images decoded from prior draws; ``category`` fixes the cluster."""
-        return self.decode(self.prior_sample(n, generator, category))
-
     # ----------------------------------------------------------------- training
     def optimizer_groups(self):
         return {
@@ -100,10 +91,6 @@ class ClusteringAAE(GenerativeAE):
             "discriminator": [*self.cat_discriminator.parameters(), *self.gauss_discriminator.parameters()],
             "generator": self.encoder.parameters(),
         }
-
-    def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
-        with self.phase("autoencoder") as update:
-            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def regularization_phase(self, x: Tensor) -> dict[str, Tensor]:
         n = len(x)

@@ -41,12 +41,6 @@ class ACAI(GenerativeAE):
         self.decoder = ConvDecoder(self.img_shape, self.latent_dim, width=self.hparams.width)
         self.critic_net = ConvEncoder(self.img_shape, self.latent_dim, width=self.hparams.width)
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     def critic(self, x: Tensor) -> Tensor:
         """The critic's estimate of the mixing coefficient of each image, (B,)."""
         return self.critic_net(x).mean(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from aegen.models.base import GenerativeAE
@@ -19,18 +18,8 @@ class AE(GenerativeAE):
         self.encoder = ConvEncoder(self.img_shape, self.latent_dim, width=self.hparams.width)
         self.decoder = ConvDecoder(self.img_shape, self.latent_dim, width=self.hparams.width)
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     def optimizer_groups(self):
         return {"autoencoder": self.parameters()}
-
-    def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
-        with self.phase("autoencoder") as update:
-            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         return self.reconstruction_phase(x)

@@ -11,6 +11,7 @@ toggles ``requires_grad`` so only that optimiser's parameters receive gradients.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,31 +83,48 @@ class GenerativeAE(pl.LightningModule):
         self.latent_dim = latent_dim
         self.code_gaussian = CodeGaussian(latent_dim)
         self._noise: torch.Generator | None = None
-        self._optimizer_names: list[str] = []
+        #: the optimisers' names, in ``configure_optimizers``' order (``optimizer(name)`` looks them up here)
+        self.optimizer_names: list[str] = []
         self._resume: dict[str, Any] | None = None  # this process's saved random state, until the first step
         self._bad_losses: dict[str, Tensor] = {}  # loss -> (epoch, batch, step) where it first went NaN/inf, or -1s
 
     # ----------------------------------------------------------------- public API
     def encode(self, x: Tensor) -> Tensor:
-        """Images (B, C, H, W) -> codes (B, latent_dim)."""
-        raise NotImplementedError
+        """Images (B, C, H, W) -> codes (B, latent_dim): ``self.encoder(x)`` for models with an ``encoder``."""
+        return self._own_net("encoder", "encode")(x)
 
     def decode(self, z: Tensor) -> Tensor:
-        """Codes (B, latent_dim) -> images (B, C, H, W) in [-1, 1]."""
-        raise NotImplementedError
+        """Codes (B, latent_dim) -> images (B, C, H, W) in [-1, 1]: ``self.decoder(z)`` for models with a
+        ``decoder``."""
+        return self._own_net("decoder", "decode")(z)
+
+    def _own_net(self, name: str, method: str) -> nn.Module:
+        """The submodule ``name`` that the default ``method`` applies."""
+        net = self._modules.get(name)
+        if net is None:
+            raise NotImplementedError(f"{type(self).__name__} has no {name} submodule: it must override {method}()")
+        return net
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """decode(encode(x))."""
         return self.decode(self.encode(x))
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Codes to decode for ``sample``: by default a Gaussian fitted to the training codes."""
+        """Codes to decode for ``sample``: by default a Gaussian fitted to the training codes.
+
+        Models with a categorical code also take ``category`` (an int, or (n,) indices), which fixes it.
+        """
         return self.code_gaussian.sample(n, generator)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generated images (n, C, H, W)."""
-        return self.decode(self.prior_sample(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
+        """``n`` generated images (n, C, H, W); ``category`` (an int, or (n,) indices) fixes the
+        categorical code of models that have one (InfoGAN, LatentGAN, the clustering AAE)."""
+        if category is None:
+            return self.decode(self.prior_sample(n, generator))
+        if "category" not in inspect.signature(self.prior_sample).parameters:
+            raise ValueError(f"{type(self).__name__} has no categorical code for sample(category=...) to fix")
+        return self.decode(self.prior_sample(n, generator, category=category))
 
     def cluster_probs(self, x: Tensor) -> Tensor | None:
         """Cluster membership probabilities (B, K) from the model's own cluster head; None if it has none."""
@@ -172,7 +190,7 @@ class GenerativeAE(pl.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         groups = self.optimizer_groups()
-        self._optimizer_names = list(groups)
+        self.optimizer_names = list(groups)
         optimizers = []
         for params, overrides in (g if isinstance(g, tuple) else (g, {}) for g in groups.values()):
             settings = {"lr": self.hparams.lr, "betas": tuple(self.hparams.betas), **overrides}
@@ -184,7 +202,7 @@ class GenerativeAE(pl.LightningModule):
         optimizers = self.optimizers()
         if not isinstance(optimizers, list):
             optimizers = [optimizers]
-        return optimizers[self._optimizer_names.index(name)]
+        return optimizers[self.optimizer_names.index(name)]
 
     @contextmanager
     def phase(self, *names: str) -> Iterator[Callable[[Tensor], Tensor]]:
@@ -221,6 +239,11 @@ class GenerativeAE(pl.LightningModule):
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """One training step: call the method's phases in order; return the losses to log."""
         raise NotImplementedError
+
+    def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """One step of the ``autoencoder`` optimiser on the pixel MSE of ``reconstruct(x)``: {"recon": loss}."""
+        with self.phase("autoencoder") as update:
+            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         if self._resume is not None:

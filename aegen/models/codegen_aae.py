@@ -229,12 +229,6 @@ class CodeGeneratorAAE(GenerativeAE):
         return condition_dim
 
     # ----------------------------------------------------------------- public API
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     def codes_from(self, s: Tensor, noise: Tensor) -> Tensor:
         """Prior codes for conditions s (B, |s|) and noise (B, noise_dim): CG(noise, s) or the fixed prior."""
         if self.code_generator is not None:

@@ -94,12 +94,6 @@ class GSL(GenerativeAE):
         self.partner_of: dict[str, int] = {name: 1 + i for i, name in enumerate(blocks)}
 
     # ----------------------------------------------------------------- public API
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     def block_mask(self, name: str) -> Tensor:
         """Boolean (latent_dim,) mask of one factor's block."""
         mask = torch.zeros(self.latent_dim, dtype=torch.bool, device=self.device)

@@ -29,12 +29,13 @@ from torch import Tensor, nn
 
 from aegen.losses import adversarial_loss, discriminator_loss, information_loss
 from aegen.models.base import GenerativeAE
+from aegen.models.info_codes import InfoCodes
 from aegen.nets import ConvDecoder, ConvEncoder
 from aegen.registry import register_model
 
 
 @register_model("infogan")
-class InfoGAN(GenerativeAE):
+class InfoGAN(InfoCodes, GenerativeAE):
     """InfoGAN: image GAN whose categorical and continuous codes are recovered by Q; clusters = Q's category."""
 
     samples_from_code_gaussian = False
@@ -77,7 +78,7 @@ class InfoGAN(GenerativeAE):
             raise ValueError("num_categories must be at least 2 and num_continuous non-negative")
         if continuous_range <= 0 or lambda_disc < 0 or lambda_cont < 0 or gen_lr <= 0:
             raise ValueError("continuous_range and gen_lr must be positive, the lambdas non-negative")
-        self.num_categories, self.num_continuous = num_categories, num_continuous
+        self.noise_dim, self.num_categories, self.num_continuous = latent_dim, num_categories, num_continuous
         self.continuous_range, self.lambda_disc, self.lambda_cont = continuous_range, lambda_disc, lambda_cont
         self.code_dim = latent_dim + num_categories + num_continuous
         self.generator = ConvDecoder(self.img_shape, self.code_dim, width=width)
@@ -113,26 +114,9 @@ class InfoGAN(GenerativeAE):
         return self.discriminate(x)[1].softmax(-1)
 
     # ----------------------------------------------------------------- sampling
-    def sample_codes(self, n: int, category: int | Tensor | None = None,
-                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Draw (z (n, latent_dim), c (n,), u (n, L)); ``category`` (an int or (n,) indices) fixes c."""
-        device = self.device if generator is None else generator.device
-        noise = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        c = torch.randint(self.num_categories, (n,), generator=generator, device=device)
-        u = (torch.rand(n, self.num_continuous, generator=generator, device=device) * 2 - 1) * self.continuous_range
-        if category is not None:
-            c = torch.as_tensor(category, device=device).long().expand(n).clone()
-            if int(c.min()) < 0 or int(c.max()) >= self.num_categories:
-                raise ValueError(f"categories must be in [0, {self.num_categories}), got {c.unique().tolist()}")
-        return noise.to(self.device), c.to(self.device), u.to(self.device)
-
     def prior_sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
-        return self.codes(*self.sample_codes(n, category, generator))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
-        """``n`` images G(z, c, u); ``category`` fixes c."""
-        return self.decode(self.prior_sample(n, generator, category))
+        """G's inputs (n, latent_dim + K + L): ``sample_codes`` (z, c, u), c one-hot; ``category`` fixes c."""
+        return self.codes(*self.sample_codes(n, category, generator=generator))
 
     # ----------------------------------------------------------------- training
     def optimizer_groups(self):
@@ -142,8 +126,8 @@ class InfoGAN(GenerativeAE):
         }
 
     def training_inputs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(z, c, u) from this rank's noise generator."""
-        u = (torch.rand(n, self.num_continuous, generator=self.noise, device=self.device) * 2 - 1) * self.continuous_range
+        """(z, c, u) from this rank's noise generator (drawn u first, then z and c)."""
+        u = self.continuous_codes((n,), self.noise, self.device)
         return self.randn(n, self.latent_dim), self.randint(self.num_categories, n), u
 
     def information(self, logits: Tensor, c: Tensor, u_pred: Tensor, u: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ c ~ Cat(K) and continuous codes u ~ U(-1, 1) to a code; the discriminator D sepa
 (real) from G(P, c, u) (fake) (Eq. 2); Q shares D's trunk and recovers c and u from G's codes,
 InfoGAN's variational bound on I(c; G(P, c)) (Eq. 3). Each minibatch runs three phases in order:
 
-1. ``autoencoder_phase``: Enc and Dec minimise ||X - Dec(Enc(X))||^2.
+1. ``reconstruction_phase``: Enc and Dec minimise ||X - Dec(Enc(X))||^2.
 2. ``discriminator_phase``: D maximises V(D, G) with noisy labels; D and Q (the shared trunk and
    Q's heads) minimise lambda_disc * CE(c) + lambda_cont * MSE(u) on G's codes.
 3. ``generator_phase``: G fools D and minimises the same information loss.
@@ -55,6 +55,7 @@ from scipy.optimize import linear_sum_assignment
 from aegen.losses import adversarial_loss, information_loss
 from aegen.metrics.clustering import contingency
 from aegen.models.base import GenerativeAE
+from aegen.models.info_codes import InfoCodes
 from aegen.nets import ConvDecoder, ConvEncoder, EnsembleLinear, EnsembleMLP
 from aegen.registry import register_model
 
@@ -172,7 +173,7 @@ class DiscriminatorQ(nn.Module):
 
 
 @register_model("latentgan")
-class LatentGAN(GenerativeAE):
+class LatentGAN(InfoCodes, GenerativeAE):
     """LatentGAN autoencoder: an InfoGAN in the latent space of an MSE autoencoder; clusters = Q's category."""
 
     samples_from_code_gaussian = False
@@ -332,43 +333,9 @@ class LatentGAN(GenerativeAE):
         """D/Q of the kept latent GAN (see ``restarts``) on codes (B, D) in the GAN's space."""
         return self.discriminators(z, int(self.kept))
 
-    # ----------------------------------------------------------------- the autoencoder
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     # ----------------------------------------------------------------- the latent GAN
-    def sample_codes(
-        self,
-        n: int,
-        category: int | Tensor | None = None,
-        continuous: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Draw G's inputs: noise P (n, noise_dim) ~ N(0, I), categories c (n, num_categorical) ~ Cat(K)
-        and continuous codes u (n, num_continuous) ~ U(-range, range).
-
-        ``category`` fixes the first categorical code (an int, or (n,) indices) or all of them
-        ((n, num_categorical)); ``continuous`` (n, num_continuous) fixes u.
-        """
-        device = self.device if generator is None else generator.device
-        noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
-        c = torch.randint(self.num_categories, (n, self.num_categorical), generator=generator, device=device)
-        u = (torch.rand(n, self.num_continuous, generator=generator, device=device) * 2 - 1) * self.continuous_range
-        if category is not None:
-            fixed = torch.as_tensor(category, device=device).long()
-            if fixed.dim() == 2:
-                c = fixed.expand(n, self.num_categorical).clone()
-            else:
-                c[:, 0] = fixed.expand(n)
-            if int(c.min()) < 0 or int(c.max()) >= self.num_categories:
-                raise ValueError(f"categories must be in [0, {self.num_categories}), got {fixed.tolist()}")
-        if continuous is not None:
-            u = torch.as_tensor(continuous, dtype=u.dtype, device=device).expand(n, self.num_continuous)
-        return noise.to(self.device), c.to(self.device), u.to(self.device)
-
+    # G's inputs (``sample_codes``, from InfoCodes): noise P (n, noise_dim), categories c
+    # (n, num_categorical) and continuous codes u (n, num_continuous)
     def generate(self, noise: Tensor, categories: Tensor, continuous: Tensor) -> Tensor:
         """G(P, c, u) as an autoencoder code (B, latent_dim), from noise, category indices
         (B, num_categorical) and continuous codes (B, num_continuous)."""
@@ -409,11 +376,6 @@ class LatentGAN(GenerativeAE):
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
         return self.generate(*self.sample_codes(n, category, generator=generator))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
-        """``n`` images Dec(G(P, c, u)); ``category`` fixes the first categorical code (see ``sample_codes``)."""
-        return self.decode(self.prior_sample(n, generator, category))
 
     def cluster_logits(self, x: Tensor) -> Tensor:
         """Q's categorical logits (B, K) for the first categorical code on Enc(x)."""
@@ -515,11 +477,7 @@ class LatentGAN(GenerativeAE):
 
     def latent_gan_inputs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """Training draws of (P, c, u) from this rank's noise generator, for every restart (restarts, n, ...)."""
-        r = self.restarts
-        noise = self.randn(r, n, self.noise_dim)
-        c = self.randint(self.num_categories, r, n, self.num_categorical)
-        u = (torch.rand(r, n, self.num_continuous, generator=self.noise, device=self.device) * 2 - 1) * self.continuous_range
-        return noise, c, u
+        return self.draw_codes((self.restarts, n), self.noise, self.device)
 
     def information(self, cat_logits: list[Tensor], c: Tensor, u_pred: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """lambda-weighted InfoGAN loss, summed over restarts, on Q's outputs and G's inputs (restarts,
@@ -527,10 +485,6 @@ class LatentGAN(GenerativeAE):
         ce, mse = information_loss([lg.flatten(0, 1) for lg in cat_logits], c.flatten(0, 1), u_pred.flatten(0, 1),
                                    u.flatten(0, 1))
         return self.restarts * (self.lambda_disc * ce + self.lambda_cont * mse), self.restarts * ce
-
-    def autoencoder_phase(self, x: Tensor) -> dict[str, Tensor]:
-        with self.phase("autoencoder") as update:
-            return {"recon": update(F.mse_loss(self.reconstruct(x), x))}
 
     def discriminator_phase(self, codes: Tensor) -> dict[str, Tensor]:
         """D maximises V(D, G) with noisy labels; D and Q minimise the information loss on G's codes
@@ -562,7 +516,7 @@ class LatentGAN(GenerativeAE):
         return {"gen": g_loss.detach() / r, "info": info.detach() / r}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        losses = self.autoencoder_phase(x)
+        losses = self.reconstruction_phase(x)
         if self.current_epoch < self.ae_epochs:
             return losses
         with torch.no_grad():

@@ -200,7 +200,7 @@ class LearnedPrior(GenerativeAE):
         if self.train_base:
             # the base's own optimisers come first, under its names, so its phases find them
             groups.update(self.base.optimizer_groups())
-            self.base._optimizer_names = list(groups)
+            self.base.optimizer_names = list(groups)
         if self.kind == "gan":
             adam = {"lr": self.hparams.prior_lr, "betas": tuple(self.hparams.prior_betas)}
             groups["prior_discriminator"] = (self.code_discriminator.parameters(), adam)
@@ -279,10 +279,10 @@ def encode_batches(model: GenerativeAE, batches, max_items: int = 50_000) -> Ten
 
 def wrap(checkpoint: dict[str, Any], kind: str, **options: Any) -> LearnedPrior:
     """A LearnedPrior around the model stored in a read checkpoint (base weights loaded, base frozen)."""
-    from aegen.checkpoint import _init_args
+    from aegen.checkpoint import init_args
 
     name = checkpoint["aegen"]["model"]
-    hparams = _init_args(checkpoint.get("hyper_parameters", {}))
+    hparams = init_args(checkpoint.get("hyper_parameters", {}))
     if name == LearnedPrior.registry_name:  # refit the prior of a wrapped model on its base
         name, hparams = hparams["base"], {**{k: hparams[k] for k in SHARED if k in hparams}, **hparams["base_hparams"]}
         state = {k.removeprefix("base."): v for k, v in checkpoint["state_dict"].items() if k.startswith("base.")}

@@ -36,9 +36,6 @@ class VAE(GenerativeAE):
     def encode(self, x: Tensor) -> Tensor:
         return self.posterior(x)[0]
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
     samples_from_code_gaussian = False
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -266,11 +266,10 @@ class GenerativeAE(pl.LightningModule):
         loss is kept on the device (no host sync per step) and read every ``log_every_n_steps``
         and before every checkpoint.
         """
-        where = torch.tensor([self.current_epoch, batch_idx, self.global_step])
+        here = torch.tensor([self.current_epoch, batch_idx, self.global_step]).to(self.device, non_blocking=True)
         for name, value in losses.items():
             bad = ~torch.isfinite(value.detach()).all()
             seen = self._bad_losses.get(name)
-            here = where.to(bad.device, non_blocking=True)
             self._bad_losses[name] = torch.where(bad, here, -1) if seen is None else torch.where((seen[0] < 0) & bad, here, seen)
         if check or self.device.type == "cpu":
             self.check_losses()

@@ -170,6 +170,17 @@ def _mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _origin(checkpoint: dict[str, Any]) -> str:
+    """Which aegen wrote a checkpoint, for errors about checkpoints that no longer load."""
+    from aegen import __version__
+
+    written = checkpoint["aegen"].get("version", "an unknown version")
+    if written != __version__:
+        return (f"it was written by aegen {written} and this is aegen {__version__}, whose options or weights "
+                f"differ: load it with aegen {written} (pip install aegen=={written}) or retrain")
+    return "were its hyperparameters or weights edited? Use a checkpoint written by `aegen fit`"
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the model saved in an aegen checkpoint, in eval mode.
 
@@ -186,8 +197,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu"):
         model = cls(**init_args(hparams))
     except (TypeError, ValueError, AegenError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AegenError(f"{path}: its hyperparameters do not build model {name!r} ({first}); "
-                         "was it written by another aegen version or edited?") from None
+        raise AegenError(f"{path}: its hyperparameters do not build model {name!r} ({first}); {_origin(checkpoint)}"
+                         ) from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
@@ -196,8 +207,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu"):
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             detail = lines[-1] if lines else type(err).__name__
         raise AegenError(f"{path}: model {name} with the checkpoint's hyperparameters does not fit its weights: "
-                         f"{detail}; were they edited, or written by another aegen version? Use a checkpoint "
-                         "written by `aegen fit`") from None
+                         f"{detail}; {_origin(checkpoint)}") from None
     return model.to(map_location).eval()
 
 

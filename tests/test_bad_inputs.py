@@ -209,6 +209,18 @@ def test_hyperparameters_that_do_not_fit_the_weights(capsys, checkpoint, tmp_pat
     assert not (tmp_path / "samples.png").exists()
 
 
+def test_a_checkpoint_of_an_older_aegen_names_its_version(capsys, checkpoint, tmp_path):
+    """An option removed since (e.g. latentgan's code_bank, gone in 0.2.0): the error names both versions."""
+    import aegen
+
+    def older(data):
+        data["aegen"]["version"] = "0.1.0"
+        data["hyper_parameters"]["code_bank"] = 0
+
+    line = _error(capsys, ["sample", _saved(checkpoint, tmp_path / "old.ckpt", older)])
+    assert f"written by aegen 0.1.0 and this is aegen {aegen.__version__}" in line and "code_bank" in line, line
+
+
 # ---------------------------------------------------------------------- exit codes
 def test_user_errors_exit_2_and_internal_errors_exit_1(capsys, checkpoint, monkeypatch):
     line = _error(capsys, ["traverse", checkpoint, "--image", "100000"])

@@ -28,9 +28,9 @@ overridden by its own option. Beyond the paper, options:
 is most informative about the real codes (a label-free choice, like k-means' ``n_init``: InfoGAN's
 clusters vary a lot with the seed; paper presets: 1);
 ``standardize_codes`` (on by default) runs the latent GAN on centred codes divided by one overall
-std (``code_scale``), because the decoder's batch norm leaves the code scale arbitrary (a few
-hundredths with the Table 2 nets on digits, which starved D and Q);
-``gan_steps``/``gan_lr``/``code_bank``; ``sample_conditional`` maps categories to classes by
+std, because the decoder's batch norm leaves the code scale arbitrary (a few hundredths with the
+Table 2 nets on digits, which starved D and Q);
+``gan_steps``/``gan_lr``; ``sample_conditional`` maps categories to classes by
 Hungarian matching on the validation split.
 
 Choices where the paper is silent or inconsistent: the decoder's final conv has one
@@ -60,8 +60,6 @@ from aegen.nets import ConvDecoder, ConvEncoder, EnsembleLinear, EnsembleMLP
 from aegen.registry import register_model
 
 
-CODE_SCALES = ("dimension", "global")
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -80,7 +78,6 @@ class Preset:
     lambda_cont: float
     gan_steps: int = 1
     gan_lr: float | None = None  # None: lr
-    code_bank: int = 0
     restarts: int = 1
     lr: float = 2e-4  # the autoencoder's (and, without gan_lr, the latent GAN's) Adam learning rate
     conv_nets: bool = False  # aegen.nets' ConvEncoder/ConvDecoder (with `width`) instead of the paper's nets
@@ -194,11 +191,9 @@ class LatentGAN(InfoCodes, GenerativeAE):
         label_smoothing: float = 0.1,
         label_flip: float = 0.05,
         standardize_codes: bool = True,
-        code_scale: str = "global",
         code_momentum: float = 0.02,
         gan_steps: int | None = None,
         gan_lr: float | None = None,
-        code_bank: int | None = None,
         restarts: int | None = None,
         ae_epochs: int = 0,
         lr: float | None = None,
@@ -228,23 +223,18 @@ class LatentGAN(InfoCodes, GenerativeAE):
             label_flip: probability that each of D's labels is flipped (0: none). Noisy labels for D
                 help, the paper says; it does not say which kind.
             standardize_codes: run the latent GAN on standardised codes (Enc(X) - mean) / std, with a
-                running mean and std of the training codes (see ``code_scale``); G's codes are mapped
-                back before decoding. The decoder's batch norm makes the code scale arbitrary (a few
-                hundredths on digits), which starves D and Q. False: the paper's raw codes.
-            code_scale: with ``standardize_codes``, divide by one std for all dimensions (``global``,
-                the default: the root mean variance), which keeps the code's shape, or by each
-                dimension's std (``dimension``, sessions 1-4). Table 2's decoder starts with a ReLU,
-                so code dimensions the encoder keeps negative carry nothing the decoder uses;
-                per-dimension scaling blows them up to the size of the informative ones (digits, 5
-                seeds: 19.9 % error with ``dimension``, see experiments/README.md for ``global``).
+                running per-dimension mean and one std for all dimensions (the root mean variance,
+                which keeps the code's shape: Table 2's decoder starts with a ReLU, so dimensions
+                the encoder keeps negative carry nothing the decoder uses, and scaling each by its
+                own std would blow them up to the size of the informative ones); G's codes are
+                mapped back before decoding. The decoder's batch norm makes the code scale
+                arbitrary (a few hundredths on digits), which starves D and Q. False: the paper's
+                raw codes.
             code_momentum: update rate of the running code mean and std.
             gan_steps: discriminator + generator updates per minibatch, all on that minibatch's codes
                 (paper presets: 1; generic: 16; conv: 8). More lets the latent GAN converge on small datasets
                 and short runs.
             gan_lr: Adam learning rate of G and D/Q (paper presets: lr; generic/conv: 1e-3).
-            code_bank: D's real codes are drawn from the encoder codes of the most recent minibatches,
-                up to this many (0, the default: only the current minibatch), so several GAN updates
-                per minibatch do not all see the same real codes.
             restarts: latent GANs (G and D/Q) trained side by side on the same codes, each from its own
                 initialisation and noise (paper presets: 1; generic/conv: 16, run in batched matmuls at
                 about the cost of 8 separate ones). After every training epoch the one whose Q carries
@@ -285,17 +275,10 @@ class LatentGAN(InfoCodes, GenerativeAE):
         if not 0 < code_momentum <= 1:
             raise ValueError(f"code_momentum must be in (0, 1], got {code_momentum}")
         self.standardize_codes, self.code_momentum = standardize_codes, code_momentum
-        if code_scale not in CODE_SCALES:
-            raise ValueError(f"unknown code_scale {code_scale!r}; choose one of: {', '.join(CODE_SCALES)}")
-        self.code_scale = code_scale
         self.gan_steps, self.gan_lr = pick(gan_steps, p.gan_steps), pick(gan_lr, pick(p.gan_lr, lr))
-        self.code_bank_size = pick(code_bank, p.code_bank)
-        self._code_bank: Tensor | None = None
         if ae_epochs < 0:
             raise ValueError(f"ae_epochs must be >= 0, got {ae_epochs}")
         self.ae_epochs = ae_epochs
-        if self.code_bank_size < 0:
-            raise ValueError(f"code_bank must be >= 0, got {self.code_bank_size}")
         self.restarts = pick(restarts, p.restarts)
         if self.restarts < 1:
             raise ValueError(f"restarts must be at least 1, got {self.restarts}")
@@ -358,14 +341,12 @@ class LatentGAN(InfoCodes, GenerativeAE):
 
     @torch.no_grad()
     def update_code_stats(self, z: Tensor) -> None:
-        """Move the running per-dimension mean and std (``code_scale``: per dimension or one for all)
-        towards those of a batch of training codes."""
+        """Move the running per-dimension mean and the one overall std towards those of a batch of
+        training codes."""
         if not self.standardize_codes or len(z) < 2:
             return
         mean, std = z.mean(0), z.std(0)
-        if self.code_scale == "global":
-            std = std.square().mean().sqrt().expand_as(std)
-        std = std.clamp_min(1e-8)
+        std = std.square().mean().sqrt().expand_as(std).clamp_min(1e-8)
         if not self.code_stats_seen:
             self.code_mean.copy_(mean)
             self.code_std.copy_(std)
@@ -522,10 +503,8 @@ class LatentGAN(InfoCodes, GenerativeAE):
         with torch.no_grad():
             codes = self.encode(x)  # real codes for D: detached, the AE learns from reconstruction only
         self.update_code_stats(codes)
-        bank = self.remember_codes(codes)
         for _ in range(self.gan_steps):
-            real = codes if bank is None else bank[self.randint(len(bank), len(codes))]
-            gan = {**self.discriminator_phase(real), **self.generator_phase(len(x))}
+            gan = {**self.discriminator_phase(codes), **self.generator_phase(len(x))}
         return {**losses, **gan}
 
     # ----------------------------------------------------------------- restarts
@@ -573,17 +552,8 @@ class LatentGAN(InfoCodes, GenerativeAE):
         self.q_sums = None
 
     def training_state(self) -> dict[str, Any]:
-        return {"q_sums": self.q_sums, "code_bank": self._code_bank}
+        return {"q_sums": self.q_sums}
 
     def load_training_state(self, state: dict[str, Any], mid_epoch: bool) -> None:
         # the Q sums are per epoch: a checkpoint written at an epoch's end starts the next from zero
         self.q_sums = state.get("q_sums") if mid_epoch else None
-        self._code_bank = state.get("code_bank")
-
-    def remember_codes(self, codes: Tensor) -> Tensor | None:
-        """Add a minibatch's codes to the bank of recent codes (``code_bank``); None when it is off."""
-        if not self.code_bank_size:
-            return None
-        bank = codes if self._code_bank is None else torch.cat([codes, self._code_bank])
-        self._code_bank = bank[: self.code_bank_size]
-        return self._code_bank

@@ -210,13 +210,19 @@ class Preemption(pl.Callback):
 
     def __init__(self) -> None:
         self.saved: Path | None = None
+        self._previous: Any = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit" and hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
-            import threading
+        import threading
 
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGUSR1, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        if (stage == "fit" and hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None)):
+            self._previous = signal.signal(signal.SIGUSR1, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous is not None:  # the process's own SIGUSR1 handling again after the run
+            signal.signal(signal.SIGUSR1, self._previous)
+            self._previous = None
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         from pytorch_lightning.utilities.exceptions import SIGTERMException

@@ -17,7 +17,7 @@ re-encoded, and every OTHER block of the re-encoded code is pulled back to the a
 anchor code as a fixed target), weight 1e-3. Optionally (off by default) the explored block is
 also pulled to the drawn value. ``gsl`` is the same model without this loss.
 
-Settings and choices (METHODS.md §4): default blocks are the paper's Fonts layout, 20 dims as
+Settings and choices: default blocks are the paper's Fonts layout, 20 dims as
 letter 4, size 4, font colour 4, background colour 3, font (style) 5; Adam lr 1e-4, betas
 (0.9, 0.999). [choice] the second code of an exploration is another anchor of the batch (the
 paper says "two images"); all listed blocks are explored at every step (one decode and one
@@ -44,7 +44,7 @@ from aegen.models.base import GenerativeAE
 from aegen.nets import ConvDecoder, ConvEncoder
 from aegen.registry import register_model
 
-#: the paper's Fonts layout (METHODS.md §4), under aegen's fonts factor names ("font" is the style)
+#: the paper's Fonts layout, under aegen's fonts factor names ("font" is the style)
 FONTS_BLOCKS = {"letter": 4, "size": 4, "font_colour": 4, "background_colour": 3, "font": 5}
 
 

@@ -5,7 +5,7 @@ channels, no linear bottleneck) learns to reconstruct real images well and gener
 badly; G learns to produce images that D reconstructs well: its reconstructions of real images
 and, above all, decodes of interpolations between the codes of real images. A structure loss keeps
 pairwise distances in code space like those in image space. Losses and balancing follow the
-authors' code (METHODS.md §1):
+authors' code:
 
     r      = |x - D(x)|                   f_real = |x - D(G(x))|
     f_samp = |G(z_i) - D(G(z_i))|         f      = (f_real + f_samp) / 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from aegen.errors import AegenError  # noqa: E402
 from aegen.registry import get_data, get_model, register_data, register_model  # noqa: E402

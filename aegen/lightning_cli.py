@@ -18,7 +18,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 
-from aegen import registry, training
+from aegen import presets, registry, training
 from aegen.cli import DEFAULT_DATA, LIGHTNING_COMMANDS
 from aegen.data.base import AEDataModule
 from aegen.errors import AegenError, DivergenceError
@@ -35,35 +35,61 @@ def class_path(cls: type) -> str:
 
 
 def _rewrite_names(argv: list[str]) -> list[str]:
-    """``--model NAME`` / ``--data NAME`` -> class paths; ``--trainer.logger csv|tensorboard|wandb`` -> ``--logger``."""
+    """``--model NAME`` / ``--data NAME`` -> class paths; ``--preset NAME`` -> the preset's config file,
+    read right after the model (the data's class path before it); ``--trainer.logger
+    csv|tensorboard|wandb`` -> ``--logger``."""
     out: list[str] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
+    data_at, model_at = -1, -1
     i = 0
     while i < len(argv):
         arg = argv[i]
         key, eq, value = arg.partition("=")
-        if key in ("--model", "--data", "--model.help", "--data.help", "--trainer.logger") and (eq or i + 1 < len(argv)):
+        names = ("--model", "--data", "--model.help", "--data.help", "--trainer.logger", "--preset")
+        if key in names and (eq or i + 1 < len(argv)):
             if not eq:
                 i += 1
                 value = argv[i]
-            seen.add(key)
-            if key == "--trainer.logger" and value in LOGGERS:
+            seen[key] = value
+            if key == "--preset":
+                pass  # placed after the model below
+            elif key == "--trainer.logger" and value in LOGGERS:
                 out.append(f"--logger={value}")
             elif key == "--trainer.logger" or "." in value or value.startswith("{"):
                 out.append(f"{key}={value}")  # a full class path or dict: LightningCLI's own syntax
             else:
                 lookup = registry.get_model if key.startswith("--model") else registry.get_data
                 out.append(f"{key}={class_path(lookup(value))}")
+            data_at = len(out) - 1 if key == "--data" else data_at
+            model_at = len(out) - 1 if key == "--model" else model_at
         else:
             out.append(arg)
         i += 1
     has_config = any(a in ("-c", "--config") or a.startswith("--config=") for a in argv)
-    asks_help = bool({"-h", "--help", "--print_config", "--model.help", "--data.help"} & seen.union(argv))
+    asks_help = bool({"-h", "--help", "--print_config", "--model.help", "--data.help"} & set(seen).union(argv))
     if "--model" not in seen and not has_config and not asks_help:
         raise AegenError(f"choose a model with --model NAME, one of: {', '.join(registry.models())}")
-    if "--data" not in seen:
+    if "--preset" in seen:
+        out = _with_preset(out, seen, data_at, model_at)
+    elif "--data" not in seen:
         out.insert(0, f"--data={class_path(registry.get_data(DEFAULT_DATA))}")
     return out
+
+
+def _with_preset(out: list[str], seen: dict[str, str], data_at: int, model_at: int) -> list[str]:
+    """Insert ``--config=PRESET_FILE`` after the model's class path, with the data's before both."""
+    if model_at < 0:
+        raise AegenError("--preset needs --model NAME: a preset belongs to a model (`aegen list --presets`)")
+    model = seen["--model"]
+    if "." in model:  # a class path: the registered model it names
+        model = next((n for n, cls in registry.models().items() if class_path(cls) == model), model)
+    file = presets.path(model, seen["--preset"])
+    data = out.pop(data_at) if data_at >= 0 else f"--data={class_path(registry.get_data(DEFAULT_DATA))}"
+    if data_at >= 0 and data_at < model_at:
+        model_at -= 1
+    rest = [a for j, a in enumerate(out) if j != model_at]
+    head = [data, out[model_at], *([f"--config={file}"] if file is not None else [])]
+    return [*head, *rest]
 
 
 def _flag(argv: list[str], name: str) -> tuple[int, str | None]:

@@ -84,7 +84,7 @@ def _declared(package: str, decorator: str) -> dict[str, str]:
     """name -> description of the classes a package's modules register, read from their source
     (``ast``), so that listing them imports neither torch nor Lightning."""
     found = {}
-    for path in sorted((Path(__file__).parent / package).glob("*.py")):
+    for path in sorted((Path(__file__).parent / package).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.ClassDef):
                 continue

@@ -95,6 +95,17 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
     return float(disentanglement), float(completeness)
 
 
+def _points(codes_train: Array, factors_train: Array, codes_test: Array, factors_test: Array, num_train: int,
+            num_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded subsets of at most ``num_train`` training and ``num_test`` test points, as arrays:
+    (codes_train, factors_train, codes_test, factors_test)."""
+    codes_train, factors_train = _arrays(codes_train, factors_train)
+    codes_test, factors_test = _arrays(codes_test, factors_test)
+    rng = np.random.default_rng(seed)
+    tr, te = _subset(rng, len(codes_train), num_train), _subset(rng, len(codes_test), num_test)
+    return codes_train[tr], factors_train[tr], codes_test[te], factors_test[te]
+
+
 def dci(
     codes_train: Array,
     factors_train: Array,
@@ -110,20 +121,17 @@ def dci(
     ``gbt_options`` go to scikit-learn's ``GradientBoostingClassifier`` (default: its defaults,
     as disentanglement_lib).
     """
-    codes_train, factors_train = _arrays(codes_train, factors_train)
-    codes_test, factors_test = _arrays(codes_test, factors_test)
-    rng = np.random.default_rng(seed)
-    tr, te = _subset(rng, len(codes_train), num_train), _subset(rng, len(codes_test), num_test)
-    importance = np.zeros((codes_train.shape[1], factors_train.shape[1]))
+    x_train, y_train, x_test, y_test = _points(codes_train, factors_train, codes_test, factors_test, num_train,
+                                               num_test, seed)
+    importance = np.zeros((x_train.shape[1], y_train.shape[1]))
     accuracy = []
-    for k in range(factors_train.shape[1]):
-        y = factors_train[tr, k]
-        if len(np.unique(y)) < 2:  # a constant factor: nothing to predict, every guess is right
-            accuracy.append(float(np.mean(factors_test[te, k] == y[0])))
+    for k in range(y_train.shape[1]):
+        if len(np.unique(y_train[:, k])) < 2:  # a constant factor: nothing to predict, every guess is right
+            accuracy.append(float(np.mean(y_test[:, k] == y_train[0, k])))
             continue
-        model = GradientBoostingClassifier(random_state=seed, **gbt_options).fit(codes_train[tr], y)
+        model = GradientBoostingClassifier(random_state=seed, **gbt_options).fit(x_train, y_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
-        accuracy.append(float(np.mean(model.predict(codes_test[te]) == factors_test[te, k])))
+        accuracy.append(float(np.mean(model.predict(x_test) == y_test[:, k])))
     disentanglement, completeness = dci_from_importance(importance)
     return {"dci_disentanglement": disentanglement, "dci_completeness": completeness,
             "dci_informativeness": float(np.mean(accuracy))}
@@ -180,21 +188,18 @@ def sap(
     seed: int = 0,
 ) -> float:
     """Separated attribute predictability for discrete factors (constant factors are skipped)."""
-    codes_train, factors_train = _arrays(codes_train, factors_train)
-    codes_test, factors_test = _arrays(codes_test, factors_test)
-    if codes_train.shape[1] < 2:
+    x_train, y_train, x_test, y_test = _points(codes_train, factors_train, codes_test, factors_test, num_train,
+                                               num_test, seed)
+    if x_train.shape[1] < 2:
         raise ValueError("SAP needs codes with at least 2 dimensions")
-    rng = np.random.default_rng(seed)
-    tr, te = _subset(rng, len(codes_train), num_train), _subset(rng, len(codes_test), num_test)
-    varying = [k for k in range(factors_train.shape[1]) if len(np.unique(factors_train[tr, k])) > 1]
+    varying = [k for k in range(y_train.shape[1]) if len(np.unique(y_train[:, k])) > 1]
     if not varying:
         raise ValueError("every factor is constant in these points: SAP is undefined")
-    scores = np.zeros((codes_train.shape[1], len(varying)))
-    for d in range(codes_train.shape[1]):
-        x_train, x_test = codes_train[tr, d : d + 1], codes_test[te, d : d + 1]
+    scores = np.zeros((x_train.shape[1], len(varying)))
+    for d in range(x_train.shape[1]):
         for j, k in enumerate(varying):
-            svm = LinearSVC(C=0.01, class_weight="balanced", random_state=seed).fit(x_train, factors_train[tr, k])
-            scores[d, j] = np.mean(svm.predict(x_test) == factors_test[te, k])
+            svm = LinearSVC(C=0.01, class_weight="balanced", random_state=seed).fit(x_train[:, d : d + 1], y_train[:, k])
+            scores[d, j] = np.mean(svm.predict(x_test[:, d : d + 1]) == y_test[:, k])
     top = np.sort(scores, axis=0)
     return float(np.mean(top[-1] - top[-2]))
 

@@ -182,7 +182,7 @@ def _origin(checkpoint: dict[str, Any]) -> str:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the model saved in an aegen checkpoint, in eval mode.
+    """Rebuild the model saved in an aegen checkpoint, with the sampler it records, in eval mode.
 
     >>> model = aegen.load("runs/ae-digits/version_0/checkpoints/last.ckpt")
     >>> images = model.sample(16)
@@ -195,7 +195,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu"):
         raise AegenError(f"{path} is not an aegen checkpoint (its hyper_parameters are not a mapping)")
     try:
         model = cls(**init_args(hparams))
-    except (TypeError, ValueError, AegenError) as err:
+        if "sampler" in checkpoint["aegen"]:  # the sampler it was saved with, e.g. one fitted by `aegen prior`
+            model.use_sampler(checkpoint["aegen"]["sampler"])
+    except (TypeError, ValueError, KeyError, AegenError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AegenError(f"{path}: its hyperparameters do not build model {name!r} ({first}); {_origin(checkpoint)}"
                          ) from None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,49 +43,6 @@ def traverse_dims(
     for row, dim in enumerate(dims):
         codes[row, :, dim] = center[dim] + offsets * scale[dim]
     return codes
-
-
-class CodeGaussian(nn.Module):
-    """A full-covariance Gaussian fitted to training codes: the post-hoc sampler of plain AEs.
-
-    Call ``update(z)`` on codes during an epoch and ``fit(reduce)`` at its end; ``reduce`` sums a
-    tensor over DDP ranks so every rank ends with the same parameters. Until fitted it is N(0, I).
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("scale_tril", torch.eye(dim))
-        self._stats: Tensor | None = None  # [count, sum (D), sum of outer products (D*D)], float64
-
-    @torch.no_grad()
-    def update(self, z: Tensor) -> None:
-        z = z.detach().flatten(1).double()
-        stats = torch.cat([z.new_tensor([len(z)]), z.sum(0), (z.T @ z).flatten()])
-        self._stats = stats if self._stats is None else self._stats + stats
-
-    @torch.no_grad()
-    def fit(self, reduce: Callable[[Tensor], Tensor] | None = None) -> None:
-        if self._stats is None:
-            return
-        stats = reduce(self._stats) if reduce is not None else self._stats
-        self._stats = None
-        n, d = stats[0], self.dim
-        if n < 2:
-            return
-        mean = stats[1 : 1 + d] / n
-        cov = (stats[1 + d :].view(d, d) - n * torch.outer(mean, mean)) / (n - 1)
-        cov = cov + 1e-6 * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(d, dtype=cov.dtype, device=cov.device)
-        tril, info = torch.linalg.cholesky_ex(cov)
-        if info.item() != 0:  # not positive definite: keep the variances only
-            tril = torch.diag(cov.diagonal().clamp_min(1e-12).sqrt())
-        self.mean.copy_(mean.to(self.mean))
-        self.scale_tril.copy_(tril.to(self.scale_tril))
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        eps = torch.randn(n, self.dim, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + eps @ self.scale_tril.T
 
 
 def neighbour_path(codes: Tensor, start: int, end: int, k: int = 10) -> list[int]:
@@ -154,3 +110,20 @@ def encode_all(model, images: Tensor, batch_size: int = 256, device: torch.devic
     and returned on ``device`` (default: the model's device)."""
     device = model.device if device is None else device
     return torch.cat([model.encode(x.to(model.device)).flatten(1).to(device) for x in images.split(batch_size)])
+
+
+@torch.no_grad()
+def encode_batches(model, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 50_000) -> Tensor:
+    """Eval-mode codes (N, D) of (up to ``max_items``) images from an iterable of (x, y) batches,
+    e.g. a training dataloader; the model's training mode is restored afterwards."""
+    was_training, codes, seen = model.training, [], 0
+    model.eval()
+    for x, _ in batches:
+        codes.append(model.encode(x.to(model.device)).flatten(1))
+        seen += len(x)
+        if seen >= max_items:
+            break
+    model.train(was_training)
+    if not codes:
+        raise ValueError("no images to encode")
+    return torch.cat(codes)

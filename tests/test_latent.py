@@ -1,6 +1,6 @@
 import torch
 
-from aegen.latent import CodeGaussian, encode_all, lerp, slerp
+from aegen.latent import encode_all, encode_batches, lerp, slerp
 
 
 def test_interpolation_endpoints_are_the_inputs():
@@ -15,32 +15,6 @@ def test_interpolation_endpoints_are_the_inputs():
 def test_slerp_of_parallel_codes_falls_back_to_lerp():
     z = torch.randn(2, 4)
     torch.testing.assert_close(slerp(z, 2 * z, 5), lerp(z, 2 * z, 5))
-
-
-def test_code_gaussian_recovers_mean_and_covariance_from_batches():
-    torch.manual_seed(0)
-    mean = torch.tensor([1.0, -2.0, 0.5])
-    tril = torch.tensor([[1.0, 0, 0], [0.5, 0.3, 0], [-0.2, 0.1, 2.0]])
-    codes = mean + torch.randn(20000, 3) @ tril.T
-    g = CodeGaussian(3)
-    torch.testing.assert_close(g.sample(4, torch.Generator().manual_seed(0)).shape, torch.Size([4, 3]))
-    for chunk in codes.split(999):
-        g.update(chunk)
-    g.fit()
-    torch.testing.assert_close(g.mean, mean, atol=0.05, rtol=0)
-    torch.testing.assert_close(g.scale_tril @ g.scale_tril.T, tril @ tril.T, atol=0.08, rtol=0)
-    samples = g.sample(20000, torch.Generator().manual_seed(1))
-    torch.testing.assert_close(samples.mean(0), mean, atol=0.06, rtol=0)
-
-
-def test_code_gaussian_reduce_sums_statistics_like_ddp():
-    a, b = torch.randn(50, 2), torch.randn(70, 2) + 3
-    g1, g2 = CodeGaussian(2), CodeGaussian(2)
-    g1.update(a)
-    g2.update(b)
-    other = g2._stats.clone()
-    g1.fit(reduce=lambda t: t + other)  # what an all-reduce sum over two ranks returns
-    torch.testing.assert_close(g1.mean, torch.cat([a, b]).mean(0))
 
 
 def test_neighbour_path_walks_through_the_data_and_ends_at_the_endpoints():
@@ -108,3 +82,24 @@ def test_encode_all_encodes_in_batches_onto_the_requested_device():
     assert model.batches == [3, 3, 1] and codes.device.type == "cpu"
     torch.testing.assert_close(codes, images.flatten(1) / 2, rtol=0, atol=0)
     assert encode_all(model, images).device == model.device
+
+
+def test_encode_batches_uses_eval_mode_stops_at_max_items_and_restores_the_mode():
+    torch.manual_seed(0)
+
+    class Model(torch.nn.Module):  # its code is the flattened image, dropped out in training mode
+        device = torch.device("cpu")
+
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5))
+
+        def encode(self, x):
+            return self.net(x)
+
+    model = Model().train()
+    images = torch.randn(10, 1, 2, 2)
+    batches = [(x, None) for x in images.split(4)]
+    codes = encode_batches(model, batches, max_items=5)
+    assert model.training and codes.shape == (8, 4)  # two batches reach 5 items
+    torch.testing.assert_close(codes, images[:8].flatten(1), rtol=0, atol=0)  # no dropout: eval mode

@@ -24,22 +24,28 @@ from torch import Tensor, nn
 
 from aegen import __version__
 from aegen.errors import DivergenceError
-from aegen.latent import CodeGaussian, lerp, slerp, traverse_dims
+from aegen.latent import lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
 from aegen.checkpoint import first_nonfinite
+from aegen.samplers import GaussianSampler, Sampler, build
 from aegen.training import gather_per_process, restore_rng, rng_record
 
 Params = Iterable[nn.Parameter]
 
 
 def plain(value: Any) -> Any:
-    """Hyperparameters as plain Python types (safe for a weights-only checkpoint)."""
+    """Hyperparameters as plain Python types (safe for a weights-only checkpoint): also subclasses
+    of int, float and str (e.g. jsonargparse's ``PositiveInt``) become the type itself."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)
+    if isinstance(value, (int, float)) and type(value) not in (bool, int, float):
+        return (int if isinstance(value, int) else float)(value)
     return value
 
 
@@ -47,8 +53,8 @@ class GenerativeAE(pl.LightningModule):
     """Base class: manual optimisation, named phases, per-rank noise, the public API."""
 
     registry_name: ClassVar[str] = ""
-    #: sample() decodes draws from a Gaussian fitted to the training codes (plain AEs); models
-    #: with a prior of their own set this to False and override ``prior_sample``.
+    #: the model's default ``sampler`` is a Gaussian fitted to the training codes (plain AEs);
+    #: models with a prior of their own set this to False (no sampler) and override ``prior_sample``.
     samples_from_code_gaussian: ClassVar[bool] = True
 
     def __init__(
@@ -81,7 +87,9 @@ class GenerativeAE(pl.LightningModule):
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         self.latent_dim = latent_dim
-        self.code_gaussian = CodeGaussian(latent_dim)
+        #: what ``sample`` draws codes from, refitted to the training codes before each validation
+        #: (None: the model's own prior); ``aegen prior`` replaces it with a fitted one
+        self.sampler: Sampler | None = GaussianSampler(latent_dim) if self.samples_from_code_gaussian else None
         self._noise: torch.Generator | None = None
         #: the optimisers' names, in ``configure_optimizers``' order (``optimizer(name)`` looks them up here)
         self.optimizer_names: list[str] = []
@@ -110,18 +118,25 @@ class GenerativeAE(pl.LightningModule):
         return self.decode(self.encode(x))
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Codes to decode for ``sample``: by default a Gaussian fitted to the training codes.
+        """Codes (n, latent_dim) from the model's own prior; by default, from its ``sampler``.
 
         Models with a categorical code also take ``category`` (an int, or (n,) indices), which fixes it.
         """
-        return self.code_gaussian.sample(n, generator)
+        if self.sampler is None:
+            raise NotImplementedError(f"{type(self).__name__} has neither a prior nor a sampler")
+        return self.sampler.sample(n, generator)
+
+    def generated_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """The codes ``sample`` decodes: from the ``sampler`` if the model has one, else from ``prior_sample``."""
+        return self.prior_sample(n, generator) if self.sampler is None else self.sampler.sample(n, generator)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, category: int | Tensor | None = None) -> Tensor:
-        """``n`` generated images (n, C, H, W); ``category`` (an int, or (n,) indices) fixes the
-        categorical code of models that have one (InfoGAN, LatentGAN, the clustering AAE)."""
+        """``n`` generated images (n, C, H, W), decoded from ``generated_codes``; ``category`` (an int,
+        or (n,) indices) draws from the model's own prior with that categorical code instead, for
+        models that have one (InfoGAN, LatentGAN, the clustering AAE; a sampler has none)."""
         if category is None:
-            return self.decode(self.prior_sample(n, generator))
+            return self.decode(self.generated_codes(n, generator))
         if "category" not in inspect.signature(self.prior_sample).parameters:
             raise ValueError(f"{type(self).__name__} has no categorical code for sample(category=...) to fix")
         return self.decode(self.prior_sample(n, generator, category=category))
@@ -156,11 +171,11 @@ class GenerativeAE(pl.LightningModule):
         """A sheet (rows, steps, C, H, W) of what the codes control, for ``aegen traverse``.
 
         Default: per-dimension traversal. Row i sweeps code dimension i (only ``code`` if given)
-        over ±``span`` (default 2) standard deviations of ``prior_sample`` codes, around the code
+        over ±``span`` (default 2) standard deviations of ``generated_codes``, around the code
         of ``x[0]`` when images are given, else around the mean code; the other dimensions stay
         fixed. Models with structured codes override this (e.g. LatentGAN: category x continuous code).
         """
-        prior = self.prior_sample(1024, generator)
+        prior = self.generated_codes(1024, generator)
         center = self.encode(x[:1].to(self.device))[0] if x is not None else prior.mean(0)
         codes = traverse_dims(center, prior.std(0), steps, 2.0 if span is None else span,
                               None if code is None else [code])
@@ -284,28 +299,33 @@ class GenerativeAE(pl.LightningModule):
                                   f"(optimiser step {step})")
 
     @torch.no_grad()
-    def fit_code_gaussian(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
-        """Fit ``code_gaussian`` to the eval-mode codes of (up to ``max_items``) training images.
+    def fit_sampler(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
+        """Fit ``sampler`` to the eval-mode codes of (up to ``max_items``) training images.
 
-        Under DDP each rank encodes its shard and the statistics are summed over ranks.
+        Under DDP each rank encodes its shard; the sampler combines them (the Gaussian sums its
+        statistics over ranks, other samplers gather the codes).
         """
         was_training, seen = self.training, 0
         self.eval()
         for x, _ in batches:
-            self.code_gaussian.update(self.encode(x.to(self.device)))
+            self.sampler.update(self.encode(x.to(self.device)))
             seen += len(x)
             if seen >= max_items:
                 break
         self.train(was_training)
         trainer = self._trainer
-        self.code_gaussian.fit(None if trainer is None else lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+        if trainer is None or trainer.world_size == 1:
+            self.sampler.fit_updates()
+        else:
+            self.sampler.fit_updates(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
+                                     lambda t: self.all_gather(t).flatten(0, 1))
 
     def on_validation_epoch_start(self) -> None:
         # refit before validation, so every checkpoint written after it samples from current codes
         datamodule = self.trainer.datamodule
-        if self.samples_from_code_gaussian and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+        if self.sampler is not None and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             if datamodule is not None:
-                self.fit_code_gaussian(datamodule.train_dataloader())
+                self.fit_sampler(datamodule.train_dataloader())
 
     # ----------------------------------------------------------------- evaluation
     def validation_losses(self, x: Tensor) -> dict[str, Tensor]:
@@ -338,7 +358,8 @@ class GenerativeAE(pl.LightningModule):
         bad = first_nonfinite(checkpoint)
         if bad is not None:
             raise DivergenceError(f"{bad} is NaN/inf at step {self.global_step}; the checkpoint was not written")
-        record: dict[str, Any] = {"version": __version__, "model": self.registry_name, "data": None}
+        record: dict[str, Any] = {"version": __version__, "model": self.registry_name, "data": None,
+                                  "sampler": None if self.sampler is None else plain(self.sampler.spec())}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if getattr(datamodule, "registry_name", ""):
             hparams = {k: v for k, v in datamodule.hparams.items() if not k.startswith("_")}
@@ -350,7 +371,16 @@ class GenerativeAE(pl.LightningModule):
             own = {"rng": rng_record(self.noise), "model": self.training_state()}
             checkpoint["aegen_resume"] = gather_per_process(own)
 
+    def use_sampler(self, spec: dict[str, Any] | None) -> None:
+        """Give the model the (unfitted) sampler ``spec`` describes (``Sampler.spec()``; None: no
+        sampler), unless it already has that one; loading the state dict then fills it."""
+        if spec != (None if self.sampler is None else self.sampler.spec()):
+            self.sampler = None if spec is None else build(spec).to(self.device)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record = checkpoint.get("aegen") or {}
+        if "sampler" in record:  # the sampler the checkpoint was written with, e.g. one fitted by `aegen prior`
+            self.use_sampler(record["sampler"])
         records = checkpoint.get("aegen_resume") or []
         if self._trainer is not None and records:
             rank = self.global_rank

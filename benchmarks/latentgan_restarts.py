@@ -1,6 +1,6 @@
 """What latentgan's restarts cost: training steps per second against the number of restarts.
 
-Trains ``latentgan`` (the default ``generic`` preset: 16 latent-GAN updates per minibatch) on the
+Trains ``latentgan`` (its defaults: 16 latent-GAN updates per minibatch) on the
 embedded digits through a Lightning Trainer for ``--steps`` minibatches after a warm-up, once per
 restart count, and prints steps/s and the time per step relative to one restart. The restarts'
 G and D/Q run side by side in batched matmuls (aegen.nets.EnsembleMLP), so the ratio should stay

@@ -52,14 +52,14 @@ def train(name: str, seed: int, epochs: int, options: dict | None, root: Path,
 
 def restart_report(model, dm) -> list[dict[str, float]]:
     """Every restart of a latentgan: I(X; c) of its Q on the training codes (the label-free
-    criterion that picks ``kept``) and its test Hungarian error (which the criterion never sees)."""
+    criterion that picks ``gans.kept``) and its test Hungarian error (which the criterion never sees)."""
     (train_x, _), (test_x, test_y) = dm.tensors("train"), dm.tensors("test")
     report = []
     for i, (train_p, test_p) in enumerate(zip(model.restart_probs(train_x), model.restart_probs(test_x))):
         mean = train_p.mean(0)
         information = -(mean * mean.log()).sum() + (train_p * train_p.clamp_min(1e-12).log()).sum(1).mean()
         error = cluster_errors(test_p.argmax(1), test_y)["cluster_error_hungarian"]
-        report.append({"restart": i, "kept": i == int(model.kept), "information": float(information), "error": error})
+        report.append({"restart": i, "kept": i == int(model.gans.kept), "information": float(information), "error": error})
     return report
 
 

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import aegen
+from aegen import presets
 from aegen.cli import main
+from aegen.errors import AegenError
 from aegen.losses import information_loss
 from tests.conftest import fit_cli
 
@@ -107,52 +109,103 @@ def test_latentgan_global_code_scale_keeps_the_codes_shape():
 
 def test_latentgan_noisy_labels():
     model = aegen.get_model("latentgan")(**TINY, label_smoothing=0.1, label_flip=0.0)
-    assert (model.noisy_labels(100, real=True) == 0.9).all() and (model.noisy_labels(100, real=False) == 0).all()
+    logits = torch.zeros(3, 100)  # D's logits for 3 restarts: one target each
+    assert (model.noisy_labels(logits, real=True) == 0.9).all() and (model.noisy_labels(logits, real=False) == 0).all()
+    assert model.noisy_labels(logits, real=True).shape == (3, 100)
     model = aegen.get_model("latentgan")(**TINY, label_smoothing=0.0, label_flip=0.2)
-    fake = model.noisy_labels(20000, real=False)
+    fake = model.noisy_labels(torch.zeros(20000), real=False)
     assert set(fake.unique().tolist()) == {0.0, 1.0}
     assert abs(fake.mean().item() - 0.2) < 0.02
 
 
+PRESETS = {"paper": (1, 32), "paper_chairs": (1, 64), "paper_celeba": (3, 32), "conv": (1, 32)}  # image shapes
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_builds_a_model_whose_attributes_are_its_options(name):
+    channels, size = PRESETS[name]
+    assert (presets.load("latentgan", name).get("data") or {}).get("init_args", {}).get("image_size", 32) == size
+    options = presets.options("latentgan", name)
+    with torch.device("meta"):  # Tables 3 and 4's 3000-unit MLPs, without their memory
+        model = aegen.get_model("latentgan")(img_shape=(channels, size, size), **options)
+        assert model.reconstruct(torch.zeros(2, channels, size, size)).shape == (2, channels, size, size)
+    for key, value in options.items():
+        assert getattr(model, key) == value, key
+    assert set(presets.catalogue()["latentgan"]) == {"default", *PRESETS}
+
+
 def test_paper_presets_have_the_papers_sizes():
-    model = aegen.get_model("latentgan")(preset="mnist")  # Table 2
-    assert model.generators.layers[0].weight.shape == (1, 76, 1000) and model.latent_dim == 64
-    assert [layer.weight.shape[-1] for layer in model.discriminators.trunk.layers] == [1000, 1000, 512]
-    assert model.discriminators.heads.weight.shape == (1, 512, 1 + 10 + 2)
+    from torch import nn
+
+    model = aegen.get_model("latentgan")(**presets.options("latentgan", "paper"))  # Table 2
+    gans = model.gans
+    assert gans.generators.layers[0].weight.shape == (1, 76, 1000) and model.latent_dim == 64
+    assert [layer.weight.shape[-1] for layer in gans.generators.layers] == [1000, 1000, 1000, 64]
+    assert [layer.weight.shape[-1] for layer in gans.discriminators.trunk.layers] == [1000, 1000, 512]
+    assert gans.discriminators.heads.weight.shape == (1, 512, 1 + 10 + 2)
+    assert [m.out_channels for m in model.encoder if isinstance(m, nn.Conv2d)] == [16, 32, 64, 128, 128]
+    assert [m.out_channels for m in model.decoder if isinstance(m, nn.Conv2d)] == [128, 64, 32, 1]
     assert model.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 64)
     assert model.decode(torch.zeros(2, 64)).shape == (2, 1, 32, 32)
-    assert (model.lambda_disc, model.lambda_cont, model.hparams.lr, tuple(model.hparams.betas)) == (0.1, 1.0, 2e-4, (0.5, 0.9))
-    small = {"disc_hidden": (16, 8), "gen_hidden": (16,)}  # the 3000-unit MLPs are not needed to check the rest
-    chairs = aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 64, 64), **small)  # Table 3
-    assert chairs.generators.layers[0].weight.shape[1] == 190
-    assert len(chairs.discriminator(torch.zeros(2, 128))[1]) == 3
-    assert chairs.reconstruct(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
-    celeba = aegen.get_model("latentgan")(preset="celeba", img_shape=(3, 32, 32), **small)  # Table 4
-    assert celeba.generators.layers[0].weight.shape[1] == 228 and celeba.lambda_disc == 1.0
-    assert celeba.reconstruct(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
-    with pytest.raises(ValueError, match="64x64 images, got 32x32"):
-        aegen.get_model("latentgan")(preset="chairs", img_shape=(1, 32, 32), **small)
-    with pytest.raises(ValueError, match="unknown preset 'cifar'"):
-        aegen.get_model("latentgan")(preset="cifar")
+    assert (model.lambda_disc, model.lambda_cont, model.lr, model.gan_lr, model.betas) == (0.1, 1.0, 2e-4, 2e-4, (0.5, 0.9))
+    assert (model.restarts, model.gan_steps, model.standardize_codes, model.noise_dim) == (1, 1, False, 64)
+    assert presets.load("latentgan", "paper")["data"]["init_args"] == {"image_size": 32, "batch_size": 128}
+    with torch.device("meta"):
+        chairs = aegen.get_model("latentgan")(img_shape=(1, 64, 64), **presets.options("latentgan", "paper_chairs"))
+        celeba = aegen.get_model("latentgan")(img_shape=(3, 32, 32), **presets.options("latentgan", "paper_celeba"))
+    assert chairs.gans.generators.layers[0].weight.shape == (1, 190, 3000)  # Table 3
+    assert chairs.gans.discriminators.heads.weight.shape == (1, 512, 1 + 3 * 20 + 2) and chairs.lambda_disc == 10
+    assert celeba.gans.generators.layers[0].weight.shape == (1, 228, 3000) and celeba.lambda_disc == 1.0  # Table 4
+    assert celeba.gans.discriminators.heads.weight.shape == (1, 512, 1 + 10 * 10)
+    small = {"disc_hidden": (16, 8), "gen_hidden": (16,)}
+    with pytest.raises(ValueError, match="needs an image size divisible by 64, got 32: pass --data.image_size 64"):
+        aegen.get_model("latentgan")(img_shape=(1, 32, 32), **{**presets.options("latentgan", "paper_chairs"), **small})
+    with pytest.raises(ValueError, match="makes 32x32 images, got 64x64: pass --data.image_size 32"):
+        aegen.get_model("latentgan")(img_shape=(3, 64, 64), **{**presets.options("latentgan", "paper_celeba"), **small})
 
 
-def test_generic_preset_scales_table_2s_autoencoder_to_any_size():
+def test_defaults_scale_table_2s_autoencoder_to_any_size():
     from aegen.models.latentgan import table2_widths
     from aegen.nets import ConvEncoder
 
-    paper, generic = aegen.get_model("latentgan")(preset="mnist"), aegen.get_model("latentgan")()
-    assert generic.latent_dim == 64 and str(generic.encoder) == str(paper.encoder) and str(generic.decoder) == str(paper.decoder)
+    paper, default = aegen.get_model("latentgan")(**presets.options("latentgan", "paper")), aegen.get_model("latentgan")()
+    assert default.latent_dim == 64 and str(default.encoder) == str(paper.encoder) and str(default.decoder) == str(paper.decoder)
     assert table2_widths(64, 32) == ((16, 32, 64, 128, 128, 128), (128, 128, 64, 32))
     for size, channels in ((16, 3), (64, 1), (128, 3)):
         model = aegen.get_model("latentgan")(img_shape=(channels, size, size), width=8, restarts=1)
         assert model.reconstruct(torch.zeros(2, channels, size, size)).shape == (2, channels, size, size)
-    conv = aegen.get_model("latentgan")(preset="conv")
+    conv = aegen.get_model("latentgan")(**presets.options("latentgan", "conv"))
     assert isinstance(conv.encoder, ConvEncoder) and conv.latent_dim == 16 and conv.restarts == 16
-    # the autoencoder's learning rate: 1e-3 in the generic preset, the paper's 2e-4 in the others,
-    # any value given wins, and the checkpoint records the one in use
-    assert (generic.hparams.lr, paper.hparams.lr, conv.hparams.lr) == (1e-3, 2e-4, 2e-4)
-    assert aegen.get_model("latentgan")(lr=5e-4, restarts=1).hparams.lr == 5e-4
-    assert generic.configure_optimizers()[0].param_groups[0]["lr"] == 1e-3
+    # the learning rates: 1e-3 for every player by default, the paper's 2e-4 for all in its presets,
+    # conv's autoencoder at 2e-4 under a latent GAN at 1e-3
+    assert (default.lr, default.gan_lr, paper.lr, paper.gan_lr, conv.lr, conv.gan_lr) == (1e-3, 1e-3, 2e-4, 2e-4, 2e-4, 1e-3)
+    assert [group["lr"] for opt in default.configure_optimizers() for group in opt.param_groups] == [1e-3] * 3
+    assert [group["lr"] for opt in conv.configure_optimizers() for group in opt.param_groups] == [2e-4, 1e-3, 1e-3]
+    with pytest.raises(ValueError, match="arch conv"):
+        aegen.get_model("latentgan")(arch="conv", encoder_channels=(8, 8))
+    with pytest.raises(ValueError, match="restarts must be at least 1"):
+        aegen.get_model("latentgan")(restarts=0)
+
+
+def test_a_checkpoint_with_the_old_preset_option_fails_in_one_line(tmp_path):
+    import pytorch_lightning as pl
+
+    from tests.test_models import TinyBatch
+
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(aegen.get_model("latentgan")(**TINY, restarts=2, gan_steps=1), TinyBatch(batch_size=8))
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    assert aegen.load(tmp_path / "new.ckpt").restarts == 2
+    old = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    old["hyper_parameters"].update(preset="generic", noise_dim=None, gan_steps=None, lr=None)
+    for key in ("arch", "encoder_channels", "decoder_channels"):
+        del old["hyper_parameters"][key]
+    old["aegen"]["version"] = "0.2.0"
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(AegenError, match="written by aegen 0.2.0") as err:
+        aegen.load(tmp_path / "old.ckpt")
+    assert "\n" not in str(err.value)
 
 
 def test_latentgan_traversal_rows_are_categories_and_columns_sweep_a_continuous_code():
@@ -225,41 +278,43 @@ def test_latentgan_ae_epochs_train_the_autoencoder_alone_first(tmp_path):
     from tests.test_models import TinyBatch
 
     model = aegen.get_model("latentgan")(**TINY, ae_epochs=2, gan_steps=1)
-    gan_before = [p.detach().clone() for p in [*model.generators.parameters(), *model.discriminators.parameters()]]
+    gan_before = [p.detach().clone() for p in model.gans.parameters()]
     enc_before = [p.detach().clone() for p in model.encoder.parameters()]
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(model, TinyBatch(batch_size=8))
-    gan_after = [*model.generators.parameters(), *model.discriminators.parameters()]
-    assert all(torch.equal(a, b) for a, b in zip(gan_before, gan_after))  # no GAN update during the AE epochs
+    assert all(torch.equal(a, b) for a, b in zip(gan_before, model.gans.parameters()))  # no GAN update during the AE epochs
     assert not all(torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
     assert trainer.global_step == 4  # 2 epochs x 2 batches, one autoencoder step each
 
 
 def test_latentgan_keeps_the_restart_whose_q_is_most_informative_on_real_codes():
     model = aegen.get_model("latentgan")(**TINY, num_categories=4, restarts=3)
-    assert model.generators.members == 3 and model.kept == 0
+    gans = model.gans
+    assert gans.generators.members == 3 and gans.kept == 0
     # this epoch's Q(c | Enc(X)) on two real codes, per restart: 0 is confident but puts both codes
     # in one category (I = 0), 1 is confident and balanced (I = log 2), 2 is unsure (I = 0)
     per_restart = [torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]), torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]),
                    torch.full((2, 4), 0.25)]
-    model.record_clusters(torch.stack(per_restart).clamp_min(1e-30).log())
-    torch.testing.assert_close(model.cluster_information(), torch.tensor([0.0, math.log(2), 0.0]), atol=1e-5, rtol=0)
-    model.keep_most_informative()
-    assert model.kept == 1
+    gans.record(torch.stack(per_restart).clamp_min(1e-30).log())
+    torch.testing.assert_close(gans.information(), torch.tensor([0.0, math.log(2), 0.0]), atol=1e-5, rtol=0)
+    doubled = gans.information(lambda t: 2 * t)  # the sums of two processes: the same distributions
+    torch.testing.assert_close(doubled, gans.information())
+    gans.keep_most_informative()
+    assert gans.kept == 1
     x = torch.rand(3, 1, 32, 32) * 2 - 1
     z = model.to_gan_space(model.encode(x))
-    everyone = model.discriminators(z.expand(3, *z.shape))[1][0]
+    everyone = model.discriminator(gans.each(z))[1][0]
     torch.testing.assert_close(model.cluster_logits(x), everyone[1])  # the kept restart's Q, computed alone
     assert not torch.allclose(everyone[0], everyone[1])
+    assert [p.shape for p in model.restart_probs(x)] == [(3, 4)] * 3
     noise, c, u = model.sample_codes(3)
     onehot = torch.nn.functional.one_hot(c, 4).flatten(1).float()
-    torch.testing.assert_close(model.gan_codes(noise, c, u),
-                               model.generators(torch.cat([noise, onehot, u], 1).expand(3, 3, -1))[1])
+    torch.testing.assert_close(model.gan_codes(noise, c, u), gans.generators(gans.each(torch.cat([noise, onehot, u], 1)))[1])
     # the paper's single latent GAN records nothing and keeps restart 0
-    single = aegen.get_model("latentgan")(**TINY, preset="generic", restarts=1)
-    single.record_clusters(torch.zeros(1, 2, 10))
-    assert single.cluster_information() is None and single.kept == 0
+    single = aegen.get_model("latentgan")(**TINY, restarts=1)
+    single.gans.record(torch.zeros(1, 2, 10))
+    assert single.gans.information() is None and single.gans.kept == 0
 
 
 def test_latentgan_trains_every_restart_and_records_its_clusters():
@@ -268,16 +323,16 @@ def test_latentgan_trains_every_restart_and_records_its_clusters():
     from tests.test_models import TinyBatch
 
     model = aegen.get_model("latentgan")(**TINY, restarts=2, gan_steps=1)
-    before = [p.detach().clone() for p in [*model.generators.parameters(), *model.discriminators.parameters()]]
+    before = [p.detach().clone() for p in model.gans.parameters()]
     seen = []
-    model.on_train_epoch_end = lambda: seen.append(model.q_sums.clone())  # noqa: E731  (the sums before the reset)
+    model.on_train_epoch_end = lambda: seen.append(model.gans.q_sums.clone())  # noqa: E731  (the sums before the reset)
     pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, limit_val_batches=0).fit(model, TinyBatch(batch_size=8))
-    after = [*model.generators.parameters(), *model.discriminators.parameters()]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every restart's G and D/Q learned
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.gans.parameters()))  # every restart's G and D/Q learned
     (sums,) = seen
     assert sums[:, -1].tolist() == [16.0, 16.0]  # 2 batches of 8 real codes per restart
     torch.testing.assert_close(sums[:, :-2].sum(1), sums[:, -1])  # Q's probabilities sum to one per code
+    assert model.training_state()["q_sums"] is model.gans.q_sums
 
 
 def test_latentgan_restarts_are_chosen_from_every_process_under_ddp(tmp_path):

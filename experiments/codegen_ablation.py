@@ -3,7 +3,7 @@ updated in both phases, enabled one after another from the AAE baseline, as in t
 
 On the embedded digits (default) it scores samples with the judge (``fid_judge``, ``is_judge_mean``);
 on real data with Inception weights present (``--data cifar10 --inception``) with the Inception
-Score, the paper's metric. Every row is `aegen fit --model codegen_aae --model.preset paper` with the switches, then
+Score, the paper's metric. Every row is `aegen fit --model codegen_aae --preset paper` with the switches, then
 `aegen evaluate`.
 
     python experiments/codegen_ablation.py --epochs 15
@@ -32,7 +32,7 @@ ROWS = [
 def run(row: tuple, args: argparse.Namespace, out: Path) -> dict:
     name, a, b, c = row
     tag = "".join(k for k, on in zip("ABC", (a, b, c)) if on) or "baseline"
-    ckpt = fit("codegen_aae", *(["--data.root", args.data_root] if args.data_root else []), "--model.preset", "paper",
+    ckpt = fit("codegen_aae", *(["--data.root", args.data_root] if args.data_root else []), "--preset", "paper",
                "--model.learned_prior", str(a).lower(), "--model.perceptual_loss", str(b).lower(),
                "--model.decoder_in_both_phases", str(c).lower(), "--trainer.max_epochs", args.epochs,
                data=args.data, seed=args.seed, root=out / tag, threads=1)

@@ -50,7 +50,7 @@ def label_sheet(ckpt: Path, path: Path, rows: int = 8) -> None:
     from aegen.viz import save_sheet
 
     model = lib.load(ckpt)
-    k = model.cond_dim
+    k = model.condition.size
     noise = torch.randn(rows, model.noise_dim, generator=torch.Generator().manual_seed(0)).repeat_interleave(k, 0)
     s = torch.nn.functional.one_hot(torch.arange(k).repeat(rows), k).float()
     with torch.no_grad():

@@ -18,9 +18,10 @@ The paper's Algorithm 1 never updates CG in the prior-improvement phase, while t
 the code generator with the loss function in Eq. (4)") and Fig. 3 do: we follow the text, and update
 CG and the decoder jointly (footnote 2: updating the decoder here helps convergence).
 
-Settings (``setting``): ``unsupervised`` (s ~ Cat(``categories``) drawn at random, D_C label-free;
-10 + 90 noise -> 64-d code), ``supervised`` (s = the image's label, fed to CG and D_C; 10 + 54 ->
-64) and ``conditional`` (any per-image vector in place of the label: CelebA's 40 attributes, fonts
+Settings (``setting``, each a condition class of ``aegen.models.codegen_conditions`` that says
+what s is): ``unsupervised`` (s ~ Cat(``categories``) drawn at random, D_C label-free; 10 + 90
+noise -> 64-d code), ``supervised`` (s = the image's label, fed to CG and D_C; 10 + 54 -> 64) and
+``conditional`` (any per-image vector in place of the label: CelebA's 40 attributes, fonts
 factors, a text embedding; the paper's text-to-image use). The supervised class is the batch label
 when it is a class index (B,); for factor labels (B, K) it is the datamodule's ``class_labels``
 (fonts: the letter) or the column ``label_column``.
@@ -29,44 +30,41 @@ Ablation switches (the paper's Table 3): ``learned_prior`` (off: plain Gaussian 
 [one-hot s, Gaussian noise] when conditioned, as the paper's AAE baseline), ``perceptual_loss``
 (off: pixel MSE), ``decoder_in_both_phases`` (off: the decoder learns in the AAE phase only).
 
-Presets (``preset``): ``paper`` is the paper's training as described above. The default, ``stable``,
-changes four things that make it work at short CPU budgets on the embedded data (each one option,
-experiments/README.md): CG also follows the encoder's codes against D_C in the AAE phase
-(``code_follow_weight`` 1; the paper keeps CG fixed there, and CG alone, trained through D_I,
-collapses to one shape); the decoder learns in the AAE phase only (``decoder_in_both_phases`` off,
-Table 3's row without "C": with it the decoder collapses to one output on digits); the encoder's
-D_C-fooling term has weight 0.1 (``code_adv_weight``; 1 squeezes the codes into CG's early, narrow
-spread); and Q also learns the labels of real images when s comes from the data
-(``info_on_real``, AC-GAN's practice; without it the label does not control the class).
-Any option given explicitly overrides the preset.
+Presets: the defaults train stably at short CPU budgets on the embedded data; the ``paper`` preset
+(aegen/configs/codegen_aae/paper.yaml: ``aegen fit --model codegen_aae --preset paper``, or
+``CodeGeneratorAAE(**aegen.presets.options("codegen_aae", "paper"))``) is the paper's training as
+described above. The defaults deviate from the paper in four options, because the paper's training
+collapses on digits (experiments/README.md): CG also follows the encoder's codes against D_C in
+the AAE phase (``code_follow_weight`` 1, paper 0: the paper keeps CG fixed there, and CG alone,
+trained through D_I, collapses to one shape); the decoder learns in the AAE phase only
+(``decoder_in_both_phases`` off, paper on: Table 3's row without "C"; with it the decoder collapses
+to one output on digits); the encoder's D_C-fooling term has weight 0.1 (``code_adv_weight``,
+paper 1: 1 squeezes the codes into CG's early, narrow spread); and Q also learns the labels of
+real images when s comes from the data (``info_on_real`` on, paper off: AC-GAN's practice; without
+it the label does not control the class).
 
 Choices where the paper is silent (all options): Adam lr 2e-4, betas (0.5, 0.999); CG is an MLP
-(noise + s) -> 1000 -> 1000 -> code with LeakyReLU (Table A.2 is missing); the D_C fooling term and
-the information term have weight 1 (``paper``); F uses D_I's batch-norm running statistics (so F(x) is a function
-of x alone, not of the batch it shares with Dec(Enc(x))); D_I's width is twice the autoencoder's ``width`` (64-128-256 at
-the default 32); a conditional model samples conditions from a bank of training conditions.
+(noise + s) -> 1000 -> 1000 -> code with LeakyReLU (Table A.2 is missing); the information term
+has weight 1, as does the D_C fooling term in the ``paper`` preset; F uses D_I's batch-norm running
+statistics (so F(x) is a function of x alone, not of the batch it shares with Dec(Enc(x))); D_I's
+width is twice the autoencoder's ``width`` (64-128-256 at the default 32); a conditional model
+samples conditions from a bank of training conditions; the batch size and epochs are not given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aegen.errors import AegenError
 from aegen.losses import adversarial_loss, discriminator_loss
 from aegen.models.base import GenerativeAE
+from aegen.models.codegen_conditions import Condition, make_condition
 from aegen.nets import MLP, ConvDecoder, ConvEncoder, LatentDiscriminator
 from aegen.registry import register_model
-
-SETTINGS = ("unsupervised", "supervised", "conditional")
-#: training presets: the paper's, and the default that trains stably at short budgets (module docstring)
-PRESETS = {
-    "paper": {"code_follow_weight": 0.0, "decoder_in_both_phases": True, "code_adv_weight": 1.0, "info_on_real": False},
-    "stable": {"code_follow_weight": 1.0, "decoder_in_both_phases": False, "code_adv_weight": 0.1, "info_on_real": True},
-}
 
 
 class ImageCritic(nn.Module):
@@ -91,14 +89,55 @@ class ImageCritic(nn.Module):
 
 @register_model("codegen_aae")
 class CodeGeneratorAAE(GenerativeAE):
-    """AAE with a learned prior: a code generator trained adversarially in image space (Wang et al. 2020)."""
+    """AAE with a learned prior: a code generator trained adversarially in image space (Wang et al. 2020).
+
+    Args:
+        setting: what s is (``aegen.models.codegen_conditions``): unsupervised (s ~ Cat(categories)),
+            supervised (s = the image's class) or conditional (s = the image's label vector, e.g.
+            CelebA attributes or fonts factors).
+        latent_dim: size of the code (the paper: 64).
+        noise_dim: Gaussian noise fed to CG (default: 90 unsupervised, the paper's 10 + 90;
+            latent_dim minus the size of s when conditioned, the paper's 10 + 54 -> 64).
+        categories: K of the unsupervised s ~ Cat(K) (the paper: 10).
+        label_column: supervised: take the class from this column of (B, K) labels (default:
+            the datamodule's class, e.g. the fonts letter, or the label itself when (B,)).
+        num_labels: supervised: number of classes of s (default: num_classes of the data).
+        condition_dim: conditional: size of the condition vector (labels (B, condition_dim)).
+        condition_sizes: conditional: labels are (B, K) value indices, one-hot encoded per
+            column with these sizes (e.g. fonts [52, 21, 3, 10, 10]); Q then predicts each with
+            cross-entropy instead of squared error.
+        learned_prior: the code generator (off: codes N(0, I), or [one-hot s, noise] when
+            conditioned: the paper's AAE baseline; Table 3 "A").
+        perceptual_loss: reconstruct in D_I's last conv features (off: pixel MSE; Table 3 "B").
+        decoder_in_both_phases: update the decoder in the prior-improvement phase too (off: AAE
+            phase only; Table 3 "C"; the paper: on).
+        generator_hidden: hidden sizes of CG's MLP (the paper's Table A.2 is missing).
+        code_disc_hidden: hidden sizes of D_C's MLP (the paper: 1000-500-200).
+        disc_width: channels of D_I's first conv, doubling per stage (default: 2 * width; the
+            paper: 64).
+        disc_fc: size of D_I's fully connected layer (the paper: 1000).
+        code_adv_weight: weight of the encoder's D_C-fooling term in the AAE phase (the paper: 1,
+            its losses are summed unweighted).
+        info_weight: weight of the information term (Eq. 7) for CG, Dec and Q (the paper gives
+            none: 1).
+        code_follow_weight: beyond the paper (the paper: 0, CG is fixed in the AAE phase): CG also
+            plays against D_C in the AAE phase, with this weight, towards the encoder's codes, so
+            it learns their spread in code space as well as from D_I in image space.
+        info_on_real: beyond the paper (the paper: off): when s comes from the data (supervised,
+            conditional), Q also learns s of the real images, as AC-GAN's classifier does, so the
+            information term ties s to what s means in the data rather than to any mark CG leaves
+            on its images.
+        recon_as_fake: D_I also learns Dec(Enc(x)) = fake (the paper: on).
+        condition_bank: conditional: training conditions kept to draw ``sample`` conditions from.
+        lr: Adam learning rate of every network (not in the paper).
+        betas: Adam betas (not in the paper).
+    """
 
     samples_from_code_gaussian = False
 
     def __init__(
         self,
-        setting: str = "unsupervised",
-        preset: str = "stable",
+        setting: Literal["unsupervised", "supervised", "conditional"] = "unsupervised",
         latent_dim: int = 64,
         noise_dim: int | None = None,
         categories: int = 10,
@@ -108,227 +147,97 @@ class CodeGeneratorAAE(GenerativeAE):
         condition_sizes: list[int] | None = None,
         learned_prior: bool = True,
         perceptual_loss: bool = True,
-        decoder_in_both_phases: bool | None = None,
+        decoder_in_both_phases: bool = False,
         generator_hidden: tuple[int, ...] = (1000, 1000),
         code_disc_hidden: tuple[int, ...] = (1000, 500, 200),
         disc_width: int | None = None,
         disc_fc: int = 1000,
-        code_adv_weight: float | None = None,
+        code_adv_weight: float = 0.1,
         info_weight: float = 1.0,
-        code_follow_weight: float | None = None,
-        info_on_real: bool | None = None,
+        code_follow_weight: float = 1.0,
+        info_on_real: bool = True,
         recon_as_fake: bool = True,
         condition_bank: int = 2048,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         **kwargs,
     ) -> None:
-        """
-        Args:
-            setting: unsupervised (s ~ Cat(categories)), supervised (s = the image's class) or
-                conditional (s = the image's label vector, e.g. CelebA attributes or fonts factors).
-            preset: ``stable`` (default) or ``paper``: the values of the four options below left
-                unset (None); see the module docstring.
-            latent_dim: size of the code (the paper: 64).
-            noise_dim: Gaussian noise fed to CG (default: 90 unsupervised, the paper's 10 + 90;
-                latent_dim minus the size of s when conditioned, the paper's 10 + 54 -> 64).
-            categories: K of the unsupervised s ~ Cat(K).
-            label_column: supervised: take the class from this column of (B, K) labels (default:
-                the datamodule's class, e.g. the fonts letter, or the label itself when (B,)).
-            num_labels: supervised: number of classes of s (default: num_classes of the data).
-            condition_dim: conditional: size of the condition vector (labels (B, condition_dim)).
-            condition_sizes: conditional: labels are (B, K) value indices, one-hot encoded per
-                column with these sizes (e.g. fonts [52, 21, 3, 10, 10]); Q then predicts each with
-                cross-entropy instead of squared error.
-            learned_prior: the code generator (off: codes N(0, I), or [one-hot s, noise] when
-                conditioned: the paper's AAE baseline; Table 3 "A").
-            perceptual_loss: reconstruct in D_I's last conv features (off: pixel MSE; Table 3 "B").
-            decoder_in_both_phases: update the decoder in the prior-improvement phase too (off: AAE
-                phase only; Table 3 "C"; paper: on, stable: off).
-            generator_hidden: hidden sizes of CG's MLP.
-            code_disc_hidden: hidden sizes of D_C's MLP.
-            disc_width: channels of D_I's first conv, doubling per stage (default: 2 * width).
-            disc_fc: size of D_I's fully connected layer.
-            code_adv_weight: weight of the encoder's D_C-fooling term in the AAE phase (paper: 1,
-                stable: 0.1).
-            info_weight: weight of the information term (Eq. 7) for CG, Dec and Q.
-            code_follow_weight: beyond the paper (paper: 0, CG is fixed in the AAE phase; stable: 1):
-                CG also plays against D_C in the AAE phase, with this weight, towards the encoder's
-                codes, so it learns their spread in code space as well as from D_I in image space.
-            info_on_real: beyond the paper (paper: off; stable: on): when s comes from the data
-                (supervised, conditional), Q also learns s of the real images, as AC-GAN's classifier
-                does, so the information term ties s to what s means in the data rather than to any
-                mark CG leaves on its images.
-            recon_as_fake: D_I also learns Dec(Enc(x)) = fake.
-            condition_bank: conditional: training conditions kept to draw ``sample`` conditions from.
-        """
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        given = {"decoder_in_both_phases": decoder_in_both_phases, "code_adv_weight": code_adv_weight,
-                 "code_follow_weight": code_follow_weight, "info_on_real": info_on_real}
-        chosen = {k: v if given[k] is None else given[k] for k, v in PRESETS[preset].items()}
+        """The options are described in the class docstring; ``kwargs`` go to ``GenerativeAE``."""
         super().__init__(latent_dim=latent_dim, lr=lr, betas=betas, **kwargs)
-        self.hparams.update(chosen)  # checkpoints record the values in use (the CLI records the given None)
-        if setting not in SETTINGS:
-            raise ValueError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
-        self.setting = setting
-        self.cond_dim = self._condition_size(categories, num_labels, condition_dim, condition_sizes)
-        if noise_dim is None:
-            noise_dim = 90 if setting == "unsupervised" else (latent_dim - self.cond_dim if latent_dim > self.cond_dim else latent_dim)
-        if noise_dim < 1:
-            raise ValueError(f"noise_dim must be a positive integer, got {noise_dim}")
-        if not learned_prior and setting != "unsupervised" and noise_dim + self.cond_dim != latent_dim:
-            raise ValueError(f"without the learned prior the code is [s, noise]: noise_dim ({noise_dim}) + the size of s "
-                             f"({self.cond_dim}) must equal latent_dim ({latent_dim})")
-        self.noise_dim = noise_dim
+        self.condition = make_condition(
+            setting, categories=categories, num_labels=num_labels or self.hparams.num_classes,
+            label_column=label_column, condition_dim=condition_dim, condition_sizes=condition_sizes,
+            condition_bank=condition_bank)
+        self.noise_dim = self.condition.default_noise(latent_dim) if noise_dim is None else noise_dim
+        self._check_options(self.condition, latent_dim, self.noise_dim, learned_prior, code_follow_weight)
+        conditioned = self.condition.from_data
+        # noise of the prior: CG's noise input, or the whole code without CG nor s
+        self.prior_noise_dim = self.noise_dim if learned_prior or conditioned else latent_dim
         self.learned_prior, self.perceptual_loss = learned_prior, perceptual_loss
-        self.decoder_in_both_phases = chosen["decoder_in_both_phases"]
-        self.code_adv_weight, self.info_weight, self.recon_as_fake = chosen["code_adv_weight"], info_weight, recon_as_fake
-        if chosen["code_follow_weight"] < 0:
-            raise ValueError(f"code_follow_weight must be >= 0, got {chosen['code_follow_weight']}")
-        self.code_follow_weight = chosen["code_follow_weight"]
-        self.info_on_real = chosen["info_on_real"] and setting != "unsupervised"
-        # the information term needs s in the decoded prior sample
-        self.uses_info = learned_prior or setting != "unsupervised"
+        self.decoder_in_both_phases, self.code_follow_weight = decoder_in_both_phases, code_follow_weight
+        self.code_adv_weight, self.info_weight, self.recon_as_fake = code_adv_weight, info_weight, recon_as_fake
+        self.info_on_real = info_on_real and conditioned
+        self.uses_info = learned_prior or conditioned  # the information term needs s in the decoded prior sample
 
-        width = self.hparams.width
+        width, size = self.hparams.width, self.condition.size
         self.encoder = ConvEncoder(self.img_shape, latent_dim, width=width)
         self.decoder = ConvDecoder(self.img_shape, latent_dim, width=width)
-        self.code_generator = (MLP(noise_dim + self.cond_dim, generator_hidden, latent_dim, activation="leaky_relu")
+        self.code_generator = (MLP(self.noise_dim + size, generator_hidden, latent_dim, activation="leaky_relu")
                                if learned_prior else None)
-        conditioned = setting != "unsupervised"
-        self.code_critic = LatentDiscriminator(latent_dim + (self.cond_dim if conditioned else 0), code_disc_hidden)
-        self.image_critic = ImageCritic(self.img_shape, disc_width or 2 * width, disc_fc, self.cond_dim)
-        if setting == "conditional":
-            if condition_bank < 1:
-                raise ValueError(f"condition_bank must be a positive integer, got {condition_bank}")
-            self.register_buffer("bank", torch.zeros(condition_bank, self.cond_dim))
-            self.register_buffer("bank_filled", torch.zeros((), dtype=torch.long))
+        self.code_critic = LatentDiscriminator(latent_dim + (size if conditioned else 0), code_disc_hidden)
+        self.image_critic = ImageCritic(self.img_shape, disc_width or 2 * width, disc_fc, size)
 
-    def _condition_size(self, categories, num_labels, condition_dim, condition_sizes) -> int:
-        if self.setting == "unsupervised":
-            if categories < 2:
-                raise ValueError(f"categories must be at least 2, got {categories}")
-            return categories
-        if self.setting == "supervised":
-            k = num_labels or self.hparams.num_classes
-            if not k:
-                raise ValueError("the supervised setting needs labelled data: train on a dataset with classes "
-                                 "(num_classes is set from the data) or pass --model.num_labels")
-            self.num_labels = k
-            return k
-        if condition_sizes:
-            if any(int(c) < 1 for c in condition_sizes):
-                raise ValueError(f"condition_sizes must be positive, got {condition_sizes}")
-            self.condition_sizes = [int(c) for c in condition_sizes]
-            return sum(self.condition_sizes)
-        if not condition_dim or condition_dim < 1:
-            raise ValueError("the conditional setting needs --model.condition_dim (the size of the per-image label "
-                             "vector, e.g. 40 for CelebA attributes) or --model.condition_sizes for factor labels")
-        self.condition_sizes = None
-        return condition_dim
+    @staticmethod
+    def _check_options(condition: Condition, latent_dim: int, noise_dim: int, learned_prior: bool,
+                       code_follow_weight: float) -> None:
+        """The checks that involve several options (each condition checks its own)."""
+        if noise_dim < 1:
+            raise ValueError(f"noise_dim must be a positive integer, got {noise_dim}")
+        if not learned_prior and condition.from_data and noise_dim + condition.size != latent_dim:
+            raise ValueError(f"without the learned prior the code is [s, noise]: noise_dim ({noise_dim}) + the size "
+                             f"of s ({condition.size}) must equal latent_dim ({latent_dim})")
+        if code_follow_weight < 0:
+            raise ValueError(f"code_follow_weight must be >= 0, got {code_follow_weight}")
 
     # ----------------------------------------------------------------- public API
     def codes_from(self, s: Tensor, noise: Tensor) -> Tensor:
         """Prior codes for conditions s (B, |s|) and noise (B, noise_dim): CG(noise, s) or the fixed prior."""
         if self.code_generator is not None:
             return self.code_generator(torch.cat([noise, s], dim=1))
-        return torch.cat([s, noise], dim=1) if self.setting != "unsupervised" else noise
+        return self.condition.fixed_code(s, noise)
 
     def _draw_noise(self, n: int, generator: torch.Generator | None) -> Tensor:
-        dim = self.noise_dim if self.code_generator is not None or self.setting != "unsupervised" else self.latent_dim
-        return torch.randn(n, dim, generator=generator, device=self.device)
+        return torch.randn(n, self.prior_noise_dim, generator=generator, device=self.device)
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Codes of the (learned) prior; s drawn uniformly (conditional: from the bank of training conditions)."""
-        if self.setting == "conditional":
-            filled = int(self.bank_filled.clamp(max=len(self.bank)))
-            if filled == 0:
-                raise AegenError("this conditional model has seen no training conditions; use sample_given(conditions)")
-            s = self.bank[torch.randint(filled, (n,), generator=generator, device=self.device)]
-        else:
-            s = F.one_hot(torch.randint(self.cond_dim, (n,), generator=generator, device=self.device), self.cond_dim).float()
+        s = self.condition.draw(n, generator, self.device)
         return self.codes_from(s, self._draw_noise(n, generator))
 
     @torch.no_grad()
     def sample_conditional(self, n: int, classes: Tensor | int, generator: torch.Generator | None = None) -> Tensor | None:
         """``n`` images of the given classes ((n,) indices, or one int for all); None unless supervised."""
-        if self.setting != "supervised":
+        s = self.condition.of_classes(torch.as_tensor(classes, dtype=torch.long, device=self.device).expand(n))
+        if s is None:
             return None
-        classes = torch.as_tensor(classes, dtype=torch.long, device=self.device).expand(n)
-        if (classes < 0).any() or (classes >= self.cond_dim).any():
-            raise ValueError(f"classes must be in [0, {self.cond_dim}), got {classes.min().item()}..{classes.max().item()}")
-        s = F.one_hot(classes, self.cond_dim).float()
         return self.decode(self.codes_from(s, self._draw_noise(n, generator)))
 
     @torch.no_grad()
     def sample_given(self, conditions: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One image per condition: labels as in training batches ((n,) classes or (n, K) vectors)."""
-        s, _ = self.condition(conditions.to(self.device), generator)
+        s, _ = self.conditions_of(conditions.to(self.device), generator)
         return self.decode(self.codes_from(s, self._draw_noise(len(s), generator)))
 
     def cluster_probs(self, x: Tensor) -> Tensor | None:
         """Q's class probabilities of images (unsupervised: its categories; supervised: the labels)."""
-        if self.setting == "conditional":
+        if not self.condition.categorical:
             return None
         return self.image_critic(x)[1].softmax(-1)
 
-    # ----------------------------------------------------------------- conditions
-    def class_index(self, y: Tensor) -> Tensor:
-        """The supervised class (B,) of a batch's labels."""
-        if self.hparams.label_column is not None:
-            if y.dim() != 2 or not 0 <= self.hparams.label_column < y.shape[1]:
-                raise AegenError(f"--model.label_column {self.hparams.label_column} needs (B, K) labels with more "
-                                 f"columns, got labels of shape {tuple(y.shape)}")
-            y = y[:, self.hparams.label_column]
-        elif y.dim() != 1:
-            datamodule = getattr(self._trainer, "datamodule", None)
-            classes = datamodule.class_labels(y) if datamodule is not None else None
-            if classes is None:
-                raise AegenError(f"labels of shape {tuple(y.shape)} carry no class; pick one with --model.label_column")
-            y = classes
-        y = y.long()
-        if len(y) and (y.min() < 0 or y.max() >= self.cond_dim):
-            raise AegenError(f"the supervised setting needs class labels in [0, {self.cond_dim}), got "
-                             f"{y.min().item()}..{y.max().item()} (unlabelled data? use --model.setting unsupervised)")
-        return y
-
-    def condition(self, y: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(s fed to CG and D_C (B, |s|), Q's target) for a batch's labels."""
-        if self.setting == "unsupervised":
-            idx = torch.randint(self.cond_dim, (len(y),), generator=generator or self.noise, device=self.device)
-            return F.one_hot(idx, self.cond_dim).float(), idx
-        if self.setting == "supervised":
-            idx = self.class_index(y)
-            return F.one_hot(idx, self.cond_dim).float(), idx
-        y = y.view(len(y), -1)
-        if self.condition_sizes is None:
-            if y.shape[1] != self.cond_dim:
-                raise AegenError(f"condition vectors have {y.shape[1]} values but --model.condition_dim is {self.cond_dim}")
-            return y.float(), y.float()
-        if y.shape[1] != len(self.condition_sizes):
-            raise AegenError(f"labels have {y.shape[1]} columns but --model.condition_sizes has {len(self.condition_sizes)}")
-        idx = y.long()
-        if (idx < 0).any() or (idx >= idx.new_tensor(self.condition_sizes)).any():
-            raise AegenError(f"label values must be below --model.condition_sizes {self.condition_sizes}")
-        return torch.cat([F.one_hot(idx[:, k], c).float() for k, c in enumerate(self.condition_sizes)], 1), idx
-
-    def information_loss(self, q: Tensor, target: Tensor) -> Tensor:
-        """-log Q(s | image) (Eq. 7): cross-entropy for classes, squared error for free vectors."""
-        if target.dtype != torch.long:
-            return F.mse_loss(q, target)
-        if target.dim() == 1:
-            return F.cross_entropy(q, target)
-        chunks = q.split(self.condition_sizes, dim=1)
-        return sum(F.cross_entropy(c, target[:, k]) for k, c in enumerate(chunks))
-
-    @torch.no_grad()
-    def _remember(self, s: Tensor) -> None:
-        """Keep training conditions (a ring buffer) so ``sample`` can draw realistic ones."""
-        size = len(self.bank)
-        pos = (int(self.bank_filled) + torch.arange(len(s), device=s.device)) % size
-        self.bank[pos[-size:]] = s[-size:]
-        self.bank_filled += len(s)
+    def conditions_of(self, y: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(s fed to CG and D_C (B, |s|), Q's target) for a batch's labels (``Condition.from_labels``)."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        return self.condition.from_labels(y, generator or self.noise, getattr(datamodule, "class_labels", None))
 
     # ----------------------------------------------------------------- optimisation
     def optimizer_groups(self):
@@ -348,7 +257,7 @@ class CodeGeneratorAAE(GenerativeAE):
 
     def code_logits(self, z: Tensor, s: Tensor) -> Tensor:
         """D_C's logits; conditioned on s (Eq. 8) unless unsupervised."""
-        return self.code_critic(z if self.setting == "unsupervised" else torch.cat([z, s], dim=1))
+        return self.code_critic(self.condition.critic_input(z, s))
 
     def reconstruction_loss(self, recon: Tensor, x: Tensor) -> Tensor:
         """Eq. 6: squared error in D_I's last conv features (or pixel MSE without the perceptual loss)."""
@@ -398,9 +307,9 @@ class CodeGeneratorAAE(GenerativeAE):
                 fakes = [generated, self.reconstruct(x)] if self.recon_as_fake else [generated]
             real_logits, q_real = self.image_critic(x)
             fake_logits, q = self.image_critic(torch.cat(fakes))
-            q_loss = self.information_loss(q[: len(x)], target) if info else q.new_zeros(())
+            q_loss = self.condition.information_loss(q[: len(x)], target) if info else q.new_zeros(())
             if info and self.info_on_real:
-                q_loss = q_loss + self.information_loss(q_real, target)
+                q_loss = q_loss + self.condition.information_loss(q_real, target)
             d_i = update(discriminator_loss(real_logits, fake_logits) + info * q_loss)
         out = {"image_disc": d_i, "info_disc": q_loss.detach()}
         if not self._trains_prior:
@@ -408,7 +317,7 @@ class CodeGeneratorAAE(GenerativeAE):
         with self.phase("code_generator") as update:
             logits, q = self.image_critic(self.decode(self.codes_from(s, self._draw_noise(len(x), self.noise))))
             fool = adversarial_loss(logits, real=True)
-            info_loss = self.information_loss(q, target) if info else q.new_zeros(())
+            info_loss = self.condition.information_loss(q, target) if info else q.new_zeros(())
             update(fool + info * info_loss)
         return {**out, "image_fool": fool.detach(), "info": info_loss.detach()}
 
@@ -418,7 +327,6 @@ class CodeGeneratorAAE(GenerativeAE):
         self.train()
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        s, target = self.condition(y)
-        if self.setting == "conditional":
-            self._remember(s)
+        s, target = self.conditions_of(y)
+        self.condition.remember(s)
         return {**self.aae_phase(x, s), **self.prior_improvement_phase(x, s, target)}

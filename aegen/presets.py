@@ -35,12 +35,15 @@ def _description(path: Path) -> str:
 
 
 def catalogue() -> dict[str, dict[str, str]]:
-    """``{model: {preset: description}}`` for every packaged preset (``default`` included)."""
-    out: dict[str, dict[str, str]] = {}
+    """``{model: {preset: description}}`` for every registered model: ``default`` (its own
+    defaults) and its packaged presets."""
+    from aegen.registry import catalogue as registered
+
+    out = {name: {DEFAULT: "the model's own defaults"} for name in registered()["models"]}
     for folder in sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else ():
-        presets = {p.stem: _description(p) for p in sorted(folder.glob("*.yaml"))}
-        out[folder.name] = {DEFAULT: "the model's own defaults", **presets}
-    return out
+        out.setdefault(folder.name, {DEFAULT: "the model's own defaults"})
+        out[folder.name].update({p.stem: _description(p) for p in sorted(folder.glob("*.yaml"))})
+    return dict(sorted(out.items()))
 
 
 def path(model: str, preset: str) -> Path | None:

@@ -1,9 +1,10 @@
 """Bad command lines and bad checkpoints: one `aegen: error:` line naming the flag or file, exit 2, nothing written."""
 
-import argparse
+import inspect
 import os
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import aegen.cli as cli
 from aegen.checkpoint import read_state_dict
 from aegen.cli import main
 from aegen.errors import AegenError
+from aegen.evaluate import evaluate
 from tests.conftest import FAST
 
 
@@ -71,12 +73,18 @@ def _saved(checkpoint, path, edit):
     (["edit", "CKPT", "--factor", "f", "--value", "1", "--num", "-1"], "--num", "got -1"),
     (["prior", "CKPT", "--out", "p.ckpt", "--steps", "0"], "--steps", "positive"),
     (["prior", "CKPT", "--out", "p.ckpt", "--components", "0"], "--components", "positive"),
-    (["evaluate", "CKPT", "--num-samples", "1"], "--num-samples", "at least 2"),
+    (["evaluate", "CKPT", "--num_samples", "1"], "--num_samples", "at least 2"),
+    (["evaluate", "CKPT", "--num-samples", "1"], "--num_samples", "at least 2"),  # the dashed spelling works too
     (["evaluate", "CKPT", "--seeds", "0"], "--seeds", "positive"),
-    (["evaluate", "CKPT", "--num-reference", "0"], "--num-reference", "positive"),
+    (["evaluate", "CKPT", "--num_reference", "0"], "--num_reference", "at least 2"),
+    (["evaluate", "CKPT", "--disentangle_points", "9"], "--disentangle_points", "at least 10"),
+    (["interpolate", "CKPT", "--split", "x"], "--split", "train, val, test"),
+    (["prior", "CKPT", "--out", "p.ckpt", "--kind", "flow"], "--kind", "gan, gmm"),
     (["sample", "CKPT", "--out", "samples.txt"], "--out", ".png"),
     (["sample", "CKPT", "--bogus", "1"], "--bogus", "unrecognized"),
+    (["sample"], "CHECKPOINT", "required"),
     (["prior", "CKPT"], "--out", "required"),
+    (["list", "--presets", "maybe"], "maybe", "unrecognized"),
     (["no_such_command"], "no_such_command", "unknown command"),
 ])
 def test_bad_flags_are_refused_in_one_line(capsys, tmp_path, argv, named, says):
@@ -86,14 +94,33 @@ def test_bad_flags_are_refused_in_one_line(capsys, tmp_path, argv, named, says):
 
 
 def test_every_numeric_flag_is_validated():
-    """No tool command takes a bare int or float: each numeric flag has a checking ``type``."""
-    commands = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    """No tool command takes a bare int or float: each numeric option has a checking type (aegen.argtypes)."""
+    import typing
+
+    from aegen import argtypes
+
     checked = 0
-    for name, parser in commands.items():
-        for action in parser._actions:
-            assert action.type not in (int, float), f"aegen {name} {action.option_strings}: unchecked {action.type}"
-            checked += getattr(action.type, "__name__", "") == "integer"
-    assert checked >= 25
+    for name, function in cli.COMMANDS.items():
+        for option, hint in typing.get_type_hints(function).items():
+            types = typing.get_args(hint) or (hint,)
+            assert not {int, float} & set(types), f"aegen {name} --{option}: unchecked {hint}"
+            checked += any(getattr(argtypes, t.__name__, None) is t for t in types if isinstance(t, type))
+    assert checked >= 30
+
+
+def test_dashed_and_underscored_flags_parse_alike():
+    dashed = cli.parse(["evaluate", "c", "--num-samples", "5", "--inception-weights", "w.pth", "--interp-samples=3"])
+    assert dashed == cli.parse(["evaluate", "c", "--num_samples", "5", "--inception_weights", "w.pth",
+                                "--interp_samples=3"])
+    assert dashed[1]["num_samples"] == 5 and dashed[1]["interp_samples"] == 3
+    assert cli.parse(["prior", "c", "--out", "p.ckpt", "--batch-size", "7", "--gan-loss", "standard"])[1] == {
+        "checkpoint": Path("c"), "out": "p.ckpt", "kind": "gan", "steps": 2000, "batch_size": 7, "components": 10,
+        "gan_loss": "standard", "seed": 0}
+    # negative numbers and ranges are values, not options
+    assert cli.parse(["attribute", "c", "--attr", "x", "--strengths", "-2,2.5"])[1]["strengths"] == (-2.0, 2.5)
+    # the evaluate options are evaluate()'s, all of them but the --data.x flags' data_options
+    options = set(inspect.signature(evaluate).parameters) - {"data_options"}
+    assert set(cli.parse(["evaluate", "c"])[1]) == options
 
 
 def test_out_whose_parent_is_a_file(capsys, checkpoint, tmp_path):
@@ -114,7 +141,7 @@ def test_out_whose_parent_is_a_file(capsys, checkpoint, tmp_path):
 
 # ---------------------------------------------------------------------- large sheets
 def test_sample_limit_and_batches(capsys, checkpoint, tmp_path, monkeypatch):
-    assert cli._parser().parse_args(["sample", "c", "--num", "10000"]).num == cli.MAX_SHEET == 10_000
+    assert cli.parse(["sample", "c", "--num", "10000"])[1]["num"] == cli.MAX_SHEET == 10_000
     assert "10,000" in _error(capsys, ["sample", checkpoint, "--num", "10001"])
     line = _error(capsys, ["interpolate", checkpoint, "--pairs", "101", "--steps", "100"])
     assert "--pairs x --steps" in line and "10,100" in line and "10,000" in line
@@ -130,7 +157,7 @@ def test_sample_limit_and_batches(capsys, checkpoint, tmp_path, monkeypatch):
         return original(self, n, generator=generator)
 
     monkeypatch.setattr(GenerativeAE, "sample", spy)
-    monkeypatch.setattr(cli, "DECODE_BATCH", 4)
+    monkeypatch.setattr("aegen.commands.DECODE_BATCH", 4)
     assert main(["sample", str(checkpoint), "--num", "10", "--out", "s.png"]) == 0
     assert sizes == [4, 4, 2] and (tmp_path / "s.png").is_file()
 

@@ -34,6 +34,19 @@ def test_list_names_every_model_and_dataset(capsys):
         assert f"  {name} " in out
 
 
+def test_list_presets_one_line_each(capsys):
+    from aegen.presets import catalogue
+
+    assert main(["list", "--presets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    presets = catalogue()
+    assert len(out) == len(presets) + sum(len(p) for p in presets.values())
+    for model, entries in presets.items():
+        assert f"{model}:" in out
+        for name, description in entries.items():
+            assert f"  {name:<14} {description}" in out
+
+
 def test_unknown_names_list_the_valid_ones(capsys):
     line = _error(capsys, ["fit", "--model", "no_such_model"])
     assert "no_such_model" in line and all(name in line.split(": ")[-1].split(", ") for name in ("ae", "vae", "aae"))
@@ -137,9 +150,9 @@ def test_tensorboard_logger_writes_into_the_same_run(capsys):
 
 
 def test_the_tool_commands_start_without_torch_or_lightning():
-    """`aegen --help`, `aegen list` and `aegen sample --help` import neither torch nor Lightning."""
-    code = ("import sys\nfrom aegen.cli import main\n"
-            "for argv in (['list'], ['--help'], ['sample', '--help']):\n"
+    """`aegen --help`, `aegen list` (--presets too) and each tool command's --help import no torch or Lightning."""
+    code = ("import sys\nfrom aegen.cli import COMMANDS, main\n"
+            "for argv in [['list'], ['list', '--presets'], ['--help']] + [[c, '--help'] for c in COMMANDS]:\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "heavy = [m for m in ('torch', 'pytorch_lightning', 'torchvision') if m in sys.modules]\n"
             "assert not heavy, heavy\n")

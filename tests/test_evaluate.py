@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from aegen.cli import main
+from aegen.errors import AegenError
 from aegen.metrics import fidelity
 from aegen.metrics.clustering import ClusteringScores, CodeSplit, clustering_scores
 from aegen.metrics.disentanglement import DisentanglementScores
@@ -49,7 +50,7 @@ def _error(capsys, argv):
 
 
 def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint, tmp_path):
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--num-samples", "300", "--interp-samples", "200"]) == 0
+    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--num_samples", "300", "--interp_samples", "200"]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert printed == saved
@@ -74,7 +75,7 @@ def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint
 
     # more seeds: a spread over seeds for the sampling-based numbers only
     assert main(["evaluate", str(ae_checkpoint), "--out", "ev2", "--metrics", "judge,recon", "--seeds", "2",
-                 "--num-samples", "100"]) == 0
+                 "--num_samples", "100"]) == 0
     two = json.loads(capsys.readouterr().out)
     assert two["fid_judge_seed_std"] > 0 and "recon_mse_seed_std" not in two and two["groups"] == ["judge", "recon"]
     assert two["recon_mse"] == pytest.approx(saved["recon_mse"])
@@ -84,12 +85,12 @@ def test_inception_groups_fail_in_one_line_without_weights_and_run_with_them(cap
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.delenv(fidelity.INCEPTION_ENV, raising=False)
     line = _error(capsys, ["evaluate", str(ae_checkpoint), "--metrics", "fid"])
-    assert "Inception weights" in line and "--inception-weights" in line
+    assert "Inception weights" in line and "--inception_weights" in line
     weights = tmp_path / fidelity.INCEPTION_FILE
     torch.save(fidelity.random_inception_state_dict(), weights)
     # Inception is slow on a CPU: a handful of samples and reference images (random weights: meaningless values)
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "fid,is", "--num-samples", "4",
-                 "--num-reference", "4", "--inception-weights", str(weights)]) == 0
+    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "fid,is", "--num_samples", "4",
+                 "--num_reference", "4", "--inception_weights", str(weights)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["fid"] >= 0 and out["is_mean"] >= 1 and out["feature_extractor"] == "inception-v3-compat"
     assert out["inception_weights"] == str(weights) and out["reference_split"] == "train[:4]" and "fid_judge" not in out
@@ -100,6 +101,15 @@ def test_evaluate_bad_arguments_get_one_line(capsys, ae_checkpoint):
     assert "nope" in line and "disentangle" in line
     assert "--data.image_size" in _error(capsys, ["evaluate", str(ae_checkpoint), "--data.image_size", "big"])
     assert "images" in _error(capsys, ["evaluate", str(ae_checkpoint), "--metrics", "recon", "--data.image_size", "16"])
+
+
+def test_evaluate_from_python_checks_its_numbers_and_defaults_to_the_runs_eval(capsys, ae_checkpoint):
+    from aegen.evaluate import evaluate
+
+    with pytest.raises(AegenError, match="--num_samples must be an integer of at least 2, got 1"):
+        evaluate(ae_checkpoint, "ev", num_samples=1)
+    assert main(["evaluate", str(ae_checkpoint), "--metrics", "recon"]) == 0
+    assert json.loads((ae_checkpoint.parent.parent / "eval" / "metrics.json").read_text())["groups"] == ["recon"]
 
 
 def test_evaluate_data_options_replace_the_checkpoints(capsys, ae_checkpoint):
@@ -177,8 +187,8 @@ def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(
     ckpt = fit_cli(capsys, "--model", "ae", *data, "--model.latent_dim", "8", "--model.width", "8",
                    "--trainer.max_steps", "12")
     assert not cold_cache.exists()
-    assert main(["evaluate", str(ckpt), "--out", "ev", "--num-samples", "100", "--interp-samples", "50",
-                 "--disentangle-points", "200"]) == 0
+    assert main(["evaluate", str(ckpt), "--out", "ev", "--num_samples", "100", "--interp_samples", "50",
+                 "--disentangle_points", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["data"] == "fonts"
     assert out["groups"] == ["judge", "cluster", "disentangle", "edit", "recon", "interp"], out["skipped"]
@@ -198,7 +208,7 @@ def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(
 def test_judge_groups_on_digits_from_a_cold_judge_cache(capsys, trained_ae, cold_cache, one_thread):
     # the digits judge, trained by the first group that needs it (the order given); no digits_judge fixture
     assert main(["evaluate", str(trained_ae), "--out", "ev", "--metrics", "interp,judge,cluster",
-                 "--num-samples", "200", "--interp-samples", "100"]) == 0
+                 "--num_samples", "200", "--interp_samples", "100"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["groups"] == ["interp", "judge", "cluster"]
     assert out["interp_fid_judge"] > 0 and out["fid_judge"] > 0 and out["is_judge_mean"] >= 1

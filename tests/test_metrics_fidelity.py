@@ -110,7 +110,7 @@ def random_inception(tmp_path_factory):
 def test_missing_inception_weights_say_where_to_put_them(no_weights, tmp_path):
     with pytest.raises(AegenError, match="Inception weights not found") as err:
         fidelity.inception_weights()
-    assert "--inception-weights" in str(err.value) and str(tmp_path / "torch-home") in str(err.value)
+    assert "--inception_weights" in str(err.value) and str(tmp_path / "torch-home") in str(err.value)
     with pytest.raises(AegenError, match="Inception weights not found at .*nope.pth"):
         fidelity.inception_weights(tmp_path / "nope.pth")
 

@@ -30,7 +30,9 @@ def resolved(capsys, *argv: str) -> dict:
 
 
 def test_catalogue_and_options(tiny_presets):
-    assert presets.catalogue() == {"ae": {"default": "the model's own defaults", "small": "a small ae"}}
+    listed = presets.catalogue()
+    assert listed["ae"] == {"default": "the model's own defaults", "small": "a small ae"}
+    assert listed["gaia"] == {"default": "the model's own defaults"}  # every model, with or without files
     assert presets.options("ae", "small") == {"latent_dim": 7, "betas": (0.5, 0.9)}
     assert presets.options("ae", "default") == {}
     with pytest.raises(AegenError, match="no preset 'nope'; choose one of: default, small"):

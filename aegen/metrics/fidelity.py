@@ -7,7 +7,7 @@ this replaces torch-fidelity's generator wrapper, whose class-conditional path b
 NumPy.
 
 Inception weights are never downloaded. ``inception_weights`` looks for torch-fidelity's file
-``weights-inception-2015-12-05-6726825d.pth`` at ``--inception-weights PATH``, else
+``weights-inception-2015-12-05-6726825d.pth`` at ``--inception_weights PATH``, else
 ``$AEGEN_INCEPTION_WEIGHTS``, else torch hub's checkpoint cache (where torch-fidelity and
 torchmetrics would have downloaded it), and raises a one-line ``AegenError`` naming them when
 absent. The file is read with ``weights_only=True`` before torch-fidelity sees it.
@@ -59,7 +59,7 @@ def inception_weights(path: str | Path | None = None) -> Path:
     checked with a weights-only read (no pickled code) and for the Inception layout.
     """
     if path is not None or os.environ.get(INCEPTION_ENV):
-        source = "--inception-weights" if path is not None else f"${INCEPTION_ENV}"
+        source = "--inception_weights" if path is not None else f"${INCEPTION_ENV}"
         found = Path(path if path is not None else os.environ[INCEPTION_ENV]).expanduser()
         if not found.is_file():
             raise AegenError(f"Inception weights not found at {found} (from {source}); it must be torch-fidelity's "
@@ -69,7 +69,7 @@ def inception_weights(path: str | Path | None = None) -> Path:
         if not found.is_file():
             raise AegenError(
                 f"Inception weights not found: download {URL_INCEPTION_V3} on a machine with internet and pass "
-                f"--inception-weights PATH, set ${INCEPTION_ENV}=PATH, or put it at {found}")
+                f"--inception_weights PATH, set ${INCEPTION_ENV}=PATH, or put it at {found}")
     state = read_state_dict(found, "Inception weights")
     if "Mixed_7c.branch_pool.conv.weight" not in state or "fc.weight" not in state:
         raise AegenError(f"{found} is not torch-fidelity's InceptionV3 state dict ({INCEPTION_FILE})")

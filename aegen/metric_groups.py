@@ -1,0 +1,232 @@
+"""The metric groups of ``aegen evaluate`` (see ``aegen.evaluate`` for what each reports).
+
+A group is a function of an ``Evaluation`` context registered under a name with ``metric_group``;
+it says whether it applies (a dataset without classes has no judge, one without factors no
+disentanglement) and returns flat ``name -> number`` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aegen.errors import AegenError
+from aegen.metrics import clustering, fidelity
+from aegen.metrics.disentanglement import disentanglement_metrics
+from aegen.metrics.judge import FEATURE_EXTRACTOR as JUDGE, JudgeNet, get_judge, judge_path
+from aegen.metrics.reconstruction import interpolation_midpoints, reconstruction_metrics
+from aegen.metrics.splits import labelled_batches
+
+INCEPTION_GROUPS = ("fid", "is", "kid", "pr")
+
+
+@dataclass
+class Evaluation:
+    """What a metric group sees: the model, its data, the settings, and values shared between groups."""
+
+    model: Any
+    datamodule: Any
+    num_samples: int = 50_000
+    interp_samples: int = 10_000
+    seed: int = 0
+    num_reference: int | None = None
+    disentangle_points: int = 10_000
+    requested: tuple[str, ...] = ()
+    inception_weights: Path | None = None
+    batch_size: int = 256
+    info: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    # -- shared values -----------------------------------------------------------
+    def class_labels(self, labels: torch.Tensor) -> torch.Tensor | None:
+        return self.datamodule.class_labels(labels)
+
+    def has_classes(self) -> bool:
+        x, y = self.datamodule.tensors("test", 2)
+        return bool(self.datamodule.num_classes) and self.class_labels(y) is not None
+
+    def judge(self) -> JudgeNet:
+        def make() -> JudgeNet:
+            net = get_judge(self.datamodule)
+            self.info.update(judge_path=str(judge_path(self.datamodule)), judge_test_acc=net.meta["test_accuracy"])
+            return net
+
+        return self.cached("judge", make)
+
+    def encoded(self, split: str, limit: int | None = None, pixels: bool = False) -> clustering.CodeSplit:
+        """Codes, cluster-head probabilities and class labels of (a seeded random subset of) a split;
+        ``pixels``: the raw pixels as codes, without a cluster head."""
+
+        def make() -> clustering.CodeSplit:
+            generator = torch.Generator().manual_seed(1234) if limit is not None else None
+            model = clustering.Pixels() if pixels else self.model
+            parts = [clustering.encode_split(model, x, y, self.batch_size)
+                     for x, y in labelled_batches(self.datamodule, split, self.batch_size, limit, generator)]
+            probs = None if parts[0].probs is None else torch.cat([p.probs for p in parts])
+            return clustering.CodeSplit(torch.cat([p.codes for p in parts]), probs, torch.cat([p.labels for p in parts]))
+
+        return self.cached(("encoded", split, limit, pixels), make)
+
+    def inception(self) -> dict[str, float]:
+        """One torch-fidelity call for every requested Inception group, per seed."""
+
+        def make() -> dict[str, float]:
+            wanted = tuple(g for g in INCEPTION_GROUPS if g in self.requested)
+            return fidelity.fidelity(
+                fidelity.model_samples(self.model, self.num_samples, self.seed, rgb=True),
+                fidelity.SplitImages(self.datamodule, "train", self.num_reference, rgb=True),
+                wanted, fidelity.INCEPTION, self.inception_weights, self.device, seed=self.seed)
+
+        return self.cached(("inception", self.seed), make)
+
+
+@dataclass(frozen=True)
+class MetricGroup:
+    """A named group of metrics: ``run`` returns its keys, ``skip_reason`` says why it does not apply."""
+
+    name: str
+    run: Callable[[Evaluation], dict[str, float]]
+    skip_reason: Callable[[Evaluation], str | None] = lambda ev: None
+    needs_weights: bool = False
+    stochastic: bool = True
+
+
+GROUPS: dict[str, MetricGroup] = {}
+
+
+def metric_group(name: str, **options: Any) -> Callable[[Callable], Callable]:
+    """Decorator: register ``run(ev) -> dict`` as metric group ``name`` (see ``MetricGroup``)."""
+
+    def decorator(run: Callable[[Evaluation], dict[str, float]]) -> Callable:
+        GROUPS[name] = MetricGroup(name, run, **options)
+        return run
+
+    return decorator
+
+
+def _no_classes(ev: Evaluation) -> str | None:
+    return None if ev.has_classes() else f"dataset {ev.datamodule.registry_name!r} has no class labels"
+
+
+def _inception_group(name: str, keys: tuple[str, ...]) -> None:
+    metric_group(name, needs_weights=True)(lambda ev: {k: v for k, v in ev.inception().items() if k in keys})
+
+
+_inception_group("fid", ("fid",))
+_inception_group("is", ("is_mean", "is_std"))
+_inception_group("kid", ("kid_mean", "kid_std"))
+_inception_group("pr", ("precision", "recall", "f_score"))
+
+
+@metric_group("judge", skip_reason=_no_classes)
+def judge_group(ev: Evaluation) -> dict[str, float]:
+    ev.judge()
+    out = fidelity.fidelity(
+        fidelity.model_samples(ev.model, ev.num_samples, ev.seed),
+        fidelity.SplitImages(ev.datamodule, "train", ev.num_reference),
+        ("fid", "kid", "is"), JUDGE, judge_path(ev.datamodule), ev.device, seed=ev.seed, suffix="_judge")
+    accuracy = conditional_accuracy(ev.model, ev.judge(), ev.datamodule.num_classes, ev.num_samples, ev.seed)
+    if accuracy is None:
+        ev.info.setdefault("notes", {})["cond_acc_judge"] = "the model has no class-conditional sampler"
+    else:
+        out["cond_acc_judge"] = accuracy
+    return out
+
+
+@torch.no_grad()
+def conditional_accuracy(model, judge: JudgeNet, num_classes: int, num: int, seed: int = 0,
+                         chunk_size: int = 500) -> float | None:
+    """Share of samples generated for class s that the judge classifies as s (classes cycle 0..K-1).
+
+    None when ``model.sample_conditional`` is not supported.
+    """
+    right = 0
+    for start in range(0, num, chunk_size):
+        classes = torch.arange(start, min(num, start + chunk_size)) % num_classes
+        generator = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + start)
+        images = model.sample_conditional(len(classes), classes.to(model.device), generator=generator)
+        if images is None:
+            return None
+        right += (judge.predict(images.cpu()) == classes).sum().item()
+    return right / num
+
+
+@metric_group("cluster", skip_reason=_no_classes)
+def cluster_group(ev: Evaluation) -> dict[str, float]:
+    def classes(split: clustering.CodeSplit) -> clustering.CodeSplit:
+        return split._replace(labels=ev.class_labels(split.labels))
+
+    test, val = classes(ev.encoded("test")), classes(ev.encoded("val"))
+    train = classes(ev.encoded("train", limit=20_000))
+    out = clustering.clustering_scores(test, val, train, ev.datamodule.num_classes, ev.seed)
+    ev.info.update(cluster_source=out.pop("cluster_source"), num_clusters=out.pop("num_clusters"))
+    # the floor, on the same images: k-means (as many clusters as classes) on the raw pixels
+    pixels = [classes(ev.encoded(split, limit, pixels=True)) for split, limit in (("test", None), ("val", None),
+                                                                                  ("train", 20_000))]
+    floor = clustering.clustering_scores(*pixels, ev.datamodule.num_classes, ev.seed, probe=False)
+    return {**out, **{f"kmeans_pixels_{k}": v for k, v in floor.items() if k not in ("cluster_source", "num_clusters")}}
+
+
+def _no_factors(ev: Evaluation) -> str | None:
+    dm = ev.datamodule
+    if not dm.factor_names:
+        return f"dataset {dm.registry_name!r} has no factor labels"
+    return None
+
+
+@metric_group("disentangle", skip_reason=_no_factors, stochastic=False)
+def disentangle_group(ev: Evaluation) -> dict[str, float]:
+    n = ev.disentangle_points
+    train, test = ev.encoded("train", limit=n), ev.encoded("test", limit=n // 2)
+    if train.labels.dim() != 2:
+        raise AegenError(f"dataset {ev.datamodule.registry_name!r} names factors but its labels are not (N, factors)")
+    return disentanglement_metrics(train.codes, train.labels, test.codes, test.labels, n, n // 2, seed=ev.seed)
+
+
+@metric_group("edit", skip_reason=_no_factors)
+def edit_group(ev: Evaluation) -> dict[str, float]:
+    """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc``."""
+    from aegen.metrics.controllability import edit_scores
+
+    return edit_scores(ev.model, ev.datamodule, seed=ev.seed)
+
+
+@metric_group("recon", stochastic=False)
+def recon_group(ev: Evaluation) -> dict[str, float]:
+    return reconstruction_metrics(ev.model, labelled_batches(ev.datamodule, "test", ev.batch_size))
+
+
+@metric_group("interp", skip_reason=_no_classes)
+def interp_group(ev: Evaluation) -> dict[str, float]:
+    ev.judge()
+    test = fidelity.SplitImages(ev.datamodule, "test")
+    images = torch.cat([x for x, _ in labelled_batches(ev.datamodule, "test", ev.batch_size)])
+    midpoints = interpolation_midpoints(ev.model, images, ev.interp_samples, ev.seed)
+    out = fidelity.fidelity(midpoints, test, ("fid",), JUDGE, judge_path(ev.datamodule), ev.device,
+                            seed=ev.seed, suffix="_judge")
+    return {"interp_fid_judge": out["fid_judge"]}
+
+
+def parse_groups(metrics: str | list[str] | None) -> tuple[str, ...] | None:
+    """A comma-separated list of group names (None: the default set); unknown names are an AegenError."""
+    if metrics is None:
+        return None
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown or not names:
+        raise AegenError(f"unknown metric group {', '.join(unknown) or '(none)'}; choose from: {', '.join(GROUPS)}")
+    return tuple(dict.fromkeys(names))
+

@@ -5,13 +5,51 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
+import aegen
+import tests.test_user_model  # noqa: F401  (a user's own model: registered before the model-generic tests collect)
+from aegen.data.base import AEDataModule
+
 os.environ.setdefault("WANDB_MODE", "disabled")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the test models are tiny, so a second thread gains little even on a quiet machine,
+# and two threads on busy cores (another process running) make each step ~10x slower.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+class TinyBatch(AEDataModule):
+    """The same 16 digits for train, val and test (``image_size`` px): for overfitting and quick fits."""
+
+    channels = 1
+    registry_name = "digits"
+
+    def load_splits(self):
+        images, labels = aegen.get_data("digits")(image_size=self.image_size).split("train")
+        images, labels = images[:16], labels[:16]
+        return {name: (images, labels) for name in ("train", "val", "test")}
+
+
+def fast_trainer(root: Path, steps: int, val_batches: int = 0) -> pl.Trainer:
+    """A CPU trainer for ``steps`` optimiser steps without logger, checkpoints or progress bar."""
+    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=val_batches,
+                      default_root_dir=root)
+
+
+@pytest.fixture
+def tiny_batch():
+    """``tiny_batch(batch_size=16, image_size=32)``: a TinyBatch datamodule."""
+    return lambda batch_size=16, image_size=32: TinyBatch(batch_size=batch_size, image_size=image_size)
+
+
+@pytest.fixture
+def trainer(tmp_path):
+    """``trainer(steps, val_batches=0)``: a fast CPU trainer writing under this test's directory."""
+    return lambda steps, val_batches=0: fast_trainer(tmp_path, steps, val_batches)
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +66,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: a free DDP port, one torch thread per process, this checkout importable."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "MASTER_PORT": str(free_port()), "MASTER_ADDR": "127.0.0.1", "PYTHONWARNINGS": "ignore",
+            "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
 def run_aegen(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run the installed CLI in a subprocess (as a user would), returning its output."""
-    env = {**os.environ, "MASTER_PORT": str(free_port()), "MASTER_ADDR": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "aegen", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "aegen", *args], cwd=cwd, env=subprocess_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -61,7 +105,8 @@ def digits_judge(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def one_thread():
-    """Torch on one thread: judge training is many tiny steps, which two threads on two busy cores slow ~10x."""
+    """Torch on one thread (the suite's default, kept by this fixture whatever a test sets before): judge
+    training is many tiny steps, which two threads on two busy cores slow ~10x."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

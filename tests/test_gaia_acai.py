@@ -7,6 +7,7 @@ import torch
 
 import aegen
 from aegen.models.gaia import balanced_losses, interpolate_halves, structure_loss
+from aegen.nets import MunitDecoder, MunitEncoder
 
 
 def test_structure_loss_matches_a_direct_computation():
@@ -66,8 +67,37 @@ def test_gaia_variants_build_and_reconstruct_shapes():
         model = aegen.get_model("gaia")(img_shape=(3, 32, 32), latent_dim=16, width=8, arch=arch, n_res=1)
         assert model.encode(x).shape == (4, 16) and model.reconstruct(x).shape == x.shape
         assert model.discriminator(x).shape == x.shape
+        # one interface for both arches: the encoder's one code tensor is what the decoder takes
+        z = model.encoder(x)
+        assert isinstance(z, torch.Tensor) and torch.equal(model.decoder(z), model.decode(z))
     with pytest.raises(ValueError, match="arch"):
         aegen.get_model("gaia")(arch="resnet")
+    with pytest.raises(ValueError, match="must exceed style_dim"):
+        aegen.get_model("gaia")(arch="munit", latent_dim=8, style_dim=8)
+
+
+def test_munit_code_is_style_then_content():
+    model = aegen.get_model("gaia")(img_shape=(1, 32, 32), latent_dim=12, style_dim=5, width=4, arch="munit", n_res=1)
+    model.eval()
+    x = torch.randn(3, 1, 32, 32)
+    style, content = MunitEncoder.forward(model.encoder, x)
+    torch.testing.assert_close(model.encode(x), torch.cat([style, content], 1))
+    torch.testing.assert_close(model.decode(model.encode(x)), MunitDecoder.forward(model.decoder, style, content))
+
+
+def test_gaia_paper_preset_builds_the_authors_nets():
+    from aegen.presets import options
+
+    paper = options("gaia", "paper")
+    assert paper["arch"] == "munit" and paper["lr"] == 1e-4 and paper["adam_eps"] == 1e-8
+    with torch.device("meta"):  # the shapes of the 287M-parameter nets, without their memory
+        model = aegen.get_model("gaia")(img_shape=(3, 128, 128), **paper)
+        x = torch.empty(8, 3, 128, 128)
+        z = model.encode(x)
+        assert z.shape == (8, 1024) and model.decode(z).shape == x.shape and model.discriminator(x).shape == x.shape
+    assert model.encoder.content_head.out_features == 512 and model.encoder.style[-1].out_channels == 512
+    assert model.discriminator.encoder.feature_channels == 128  # D: half of G's 256 channels, no bottleneck
+    assert model.discriminator.encoder.content_head is None and len(model.discriminator.decoder.res) == 4
 
 
 def test_acai_critic_regresses_alpha_and_interpolants_are_mixes():

@@ -1,37 +1,27 @@
-"""Every registered model: trains through the CLI, overfits a batch, samples, round-trips, runs DDP."""
+"""Every registered model (a user's own included): trains through the CLI, overfits a batch, samples,
+round-trips, runs DDP."""
+
+import json
+import subprocess
+import sys
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 import aegen
-from aegen.data.base import AEDataModule
 from aegen.errors import AegenError
 from aegen.registry import models
-from tests.conftest import fit_cli, run_aegen
+from tests.conftest import FAST, TinyBatch, fit_cli, subprocess_env  # noqa: F401  (TinyBatch: tests import it from here)
 
-# models that train only on factor data (requires_factors: deae, gsl) have the same tests on fonts in tests/test_deae.py
+# models that train only on factor data (requires_factors: deae, gsl) have the same tests on fonts in
+# tests/test_deae.py; the DDP test below runs them too
 MODELS = sorted(name for name, cls in models().items() if not getattr(cls, "requires_factors", False))
+FACTOR_MODELS = sorted(name for name, cls in models().items() if getattr(cls, "requires_factors", False))
 TINY = {"latent_dim": 8, "width": 8}
-
-
-class TinyBatch(AEDataModule):
-    """The same 16 digits for train, val and test: for overfitting."""
-
-    channels = 1
-    registry_name = "digits"
-
-    def load_splits(self):
-        images, labels = aegen.get_data("digits")().split("train")
-        images, labels = images[:16], labels[:16]
-        return {name: (images, labels) for name in ("train", "val", "test")}
-
-
-def _trainer(tmp_path, steps, val_batches=0):
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=val_batches,
-                      default_root_dir=tmp_path)
+FONTS = ["--data", "fonts", "--data.image_size", "16", "--data.num_items", "48", "--data.batch_size", "8",
+         "--data.subset", "{letter: 3, font: 2, size: 2, font_colour: 2, background_colour: 2}",
+         "--model.blocks", "{letter: 2, font: 2, size: 1, font_colour: 1, background_colour: 1}"]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -47,20 +37,22 @@ def test_trains_through_the_cli(name, capsys, tmp_path):
 
 
 # max_steps counts optimiser steps: latentgan's default runs 33 per minibatch (16 latent-GAN updates),
-# which would leave its autoencoder a handful of minibatches
+# which would leave its autoencoder a handful of minibatches; with one GAN update it runs 3 (autoencoder,
+# discriminator, generator), so 225 steps give its autoencoder 75 minibatches, as 150 give GAIA's (2 per minibatch)
 OVERFIT_OPTIONS = {"latentgan": {"gan_steps": 1}}
+OVERFIT_STEPS = {"latentgan": 225}
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_overfits_a_small_batch(name, tmp_path):
+def test_overfits_a_small_batch(name, tiny_batch, trainer):
     torch.manual_seed(0)
-    dm = TinyBatch(batch_size=16)
+    dm = tiny_batch(batch_size=16)
     x = dm.tensors("train")[0]
     model = aegen.get_model(name)(latent_dim=8, width=16, lr=2e-3, **OVERFIT_OPTIONS.get(name, {}))
     model.eval()
     before = F.mse_loss(model.reconstruct(x), x).item()
     model.train()  # Lightning keeps the modes it finds
-    _trainer(tmp_path, 150).fit(model, dm)
+    trainer(OVERFIT_STEPS.get(name, 150)).fit(model, dm)
     model.eval()
     if getattr(type(model), "learns_reconstruction", True):
         after = F.mse_loss(model.reconstruct(x), x).item()
@@ -83,11 +75,11 @@ def test_default_encode_decode_use_the_encoder_and_decoder():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_sample_interpolate_shapes_and_checkpoint_round_trip(name, tmp_path):
-    dm = TinyBatch(batch_size=8)
+def test_sample_interpolate_shapes_and_checkpoint_round_trip(name, tmp_path, tiny_batch, trainer):
+    dm = tiny_batch(batch_size=8)
     model = aegen.get_model(name)(**TINY)
-    trainer = _trainer(tmp_path, 3)
-    trainer.fit(model, dm)
+    fitter = trainer(3)
+    fitter.fit(model, dm)
     model.eval()
     assert model.sample(5).shape == (5, 1, 32, 32)
     x = dm.tensors("test", 6)[0]
@@ -96,7 +88,7 @@ def test_sample_interpolate_shapes_and_checkpoint_round_trip(name, tmp_path):
     torch.testing.assert_close(path[:, 0], model.reconstruct(x[:3]))
     torch.testing.assert_close(path[:, -1], model.reconstruct(x[3:]))
 
-    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    fitter.save_checkpoint(tmp_path / "m.ckpt")
     loaded = aegen.load(tmp_path / "m.ckpt")
     assert type(loaded) is type(model) and not loaded.training
     torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
@@ -108,15 +100,14 @@ def test_sample_interpolate_shapes_and_checkpoint_round_trip(name, tmp_path):
     torch.testing.assert_close(again.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
 
 
-def test_plain_ae_samples_from_the_gaussian_of_its_training_codes(tmp_path):
-    dm = TinyBatch(batch_size=8)
+def test_plain_ae_samples_from_the_gaussian_of_its_training_codes(tiny_batch, trainer):
+    dm = tiny_batch(batch_size=8)
     model = aegen.get_model("ae")(**TINY)
-    trainer = _trainer(tmp_path, 4, val_batches=1)  # validation refits the Gaussian
-    trainer.fit(model, dm)
+    trainer(4, val_batches=1).fit(model, dm)  # validation refits the Gaussian
     model.eval()
     codes = model.encode(dm.tensors("train")[0]).double()
-    torch.testing.assert_close(model.code_gaussian.mean.double(), codes.mean(0), atol=1e-5, rtol=1e-4)
-    fitted_cov = (model.code_gaussian.scale_tril @ model.code_gaussian.scale_tril.T).double()
+    torch.testing.assert_close(model.sampler.mean.double(), codes.mean(0), atol=1e-5, rtol=1e-4)
+    fitted_cov = (model.sampler.scale_tril @ model.sampler.scale_tril.T).double()
     torch.testing.assert_close(fitted_cov, codes.T.cov(), atol=1e-4, rtol=1e-3)
 
 
@@ -127,13 +118,19 @@ def test_non_finite_loss_stops_with_a_clear_error():
         model._watch_losses({"recon": torch.tensor(float("nan"))}, batch_idx=7, check=False)  # the CPU checks every step
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_two_process_cpu_ddp(name, tmp_path):
-    result = run_aegen("fit", "--model", name, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-                       "--trainer.max_steps", "6", "--trainer.limit_val_batches", "2", "--model.width", "8",
-                       "--data.batch_size", "16", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+def test_two_process_cpu_ddp_of_every_model(tmp_path):
+    """Every model trains under 2-process CPU DDP: one `aegen fit` per model, all in one pair of
+    processes (tests/ddp_fit.py), so the processes start once."""
+    ddp = [*FAST, "--trainer.devices", "2", "--trainer.max_steps", "6", "--trainer.limit_val_batches", "2",
+           "--model.width", "8"]
+    runs = [["--model", name, *ddp, "--data.batch_size", "16"] for name in MODELS]
+    runs += [["--model", name, *ddp, *FONTS] for name in FACTOR_MODELS]
+    result = subprocess.run([sys.executable, "-m", "tests.ddp_fit", json.dumps(runs)], cwd=tmp_path,
+                            env=subprocess_env(), capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = tmp_path / result.stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")
-    assert ckpt.is_file()
-    assert aegen.load(ckpt).sample(2).shape == (2, 1, 32, 32)
-    assert len(list((tmp_path / "runs").glob("*/version_*"))) == 1  # both ranks wrote to one run
+    ckpts = [tmp_path / line.removeprefix("checkpoint: ") for line in result.stdout.splitlines()
+             if line.startswith("checkpoint: ")]
+    assert [c.parents[2].name for c in ckpts] == [f"{n}-digits" for n in MODELS] + [f"{n}-fonts" for n in FACTOR_MODELS]
+    for ckpt, channels, size in [(c, 1, 32) for c in ckpts[:len(MODELS)]] + [(c, 3, 16) for c in ckpts[len(MODELS):]]:
+        assert aegen.load(ckpt).sample(2).shape == (2, channels, size, size), ckpt
+        assert [p.name for p in ckpt.parents[2].iterdir()] == ["version_0"]  # both ranks wrote to one run

@@ -48,29 +48,14 @@ LETTERS = string.ascii_uppercase + string.ascii_lowercase
 
 # The faces whose 52 letters are real letters (check_face); matplotlib's other bundled faces draw
 # blanks (DejaVu*Display, STIXNonUni*, STIXSiz*), boxes (LastResortHE) or math symbols (cmex10, cmsy10).
-FACES: dict[str, str] = {
-    "DejaVuSans": "DejaVuSans.ttf",
-    "DejaVuSans-Bold": "DejaVuSans-Bold.ttf",
-    "DejaVuSans-Oblique": "DejaVuSans-Oblique.ttf",
-    "DejaVuSans-BoldOblique": "DejaVuSans-BoldOblique.ttf",
-    "DejaVuSerif": "DejaVuSerif.ttf",
-    "DejaVuSerif-Bold": "DejaVuSerif-Bold.ttf",
-    "DejaVuSerif-Italic": "DejaVuSerif-Italic.ttf",
-    "DejaVuSerif-BoldItalic": "DejaVuSerif-BoldItalic.ttf",
-    "DejaVuSansMono": "DejaVuSansMono.ttf",
-    "DejaVuSansMono-Bold": "DejaVuSansMono-Bold.ttf",
-    "DejaVuSansMono-Oblique": "DejaVuSansMono-Oblique.ttf",
-    "DejaVuSansMono-BoldOblique": "DejaVuSansMono-BoldOblique.ttf",
-    "STIXGeneral": "STIXGeneral.ttf",
-    "STIXGeneral-Bold": "STIXGeneralBol.ttf",
-    "STIXGeneral-Italic": "STIXGeneralItalic.ttf",
-    "STIXGeneral-BoldItalic": "STIXGeneralBolIta.ttf",
-    "cmr10": "cmr10.ttf",
-    "cmb10": "cmb10.ttf",
-    "cmss10": "cmss10.ttf",
-    "cmtt10": "cmtt10.ttf",
-    "cmti10": "cmti10.ttf",
-}
+FACES: dict[str, str] = {face: f"{face}.ttf" for face in (
+    "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+    "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+    "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
+    "STIXGeneral", "STIXGeneral-Bold", "STIXGeneral-Italic", "STIXGeneral-BoldItalic",
+    "cmr10", "cmb10", "cmss10", "cmtt10", "cmti10")}  # face -> its file in matplotlib's fonts/ttf
+FACES.update({"STIXGeneral-Bold": "STIXGeneralBol.ttf", "STIXGeneral-Italic": "STIXGeneralItalic.ttf",
+              "STIXGeneral-BoldItalic": "STIXGeneralBolIta.ttf"})
 
 # Font size = em height as a share of the image side; the widest glyph (DejaVu Serif Bold Italic
 # "M", 1.17 em) still fits at "large".
@@ -90,13 +75,8 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 FACTOR_NAMES = ("letter", "font", "size", "font_colour", "background_colour")
-FACTOR_VALUES: dict[str, list[str]] = {
-    "letter": list(LETTERS),
-    "font": list(FACES),
-    "size": list(SIZES),
-    "font_colour": list(FONT_COLOURS),
-    "background_colour": list(BACKGROUND_COLOURS),
-}
+FACTOR_VALUES: dict[str, list[str]] = dict(zip(FACTOR_NAMES, map(list, (LETTERS, FACES, SIZES, FONT_COLOURS,
+                                                                 BACKGROUND_COLOURS))))
 
 SubsetSpec = dict[str, Union[int, list[Union[int, str]]]]
 
@@ -271,11 +251,7 @@ class Fonts(AEDataModule):
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Grid positions (N,) -> factor tuples (N, 5); the letter varies slowest."""
-        factors = []
-        for size in reversed(self.factor_sizes):
-            factors.append(codes % size)
-            codes = codes // size
-        return torch.stack(factors[::-1], dim=1)
+        return torch.stack(torch.unravel_index(codes, tuple(self.factor_sizes)), dim=1)
 
     def factor_grid(self) -> Tensor:
         """Every factor tuple of the (subset) grid, (num_combinations, 5)."""

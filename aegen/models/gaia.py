@@ -14,15 +14,23 @@ authors' code:
     lr_D   = s(r - f) * lr                lr_G = (1 - s(r - f)) * lr
     with s(v) = 1 / (1 + exp(-slope * v)).
 
-Deviations, all documented options: images are in [-1, 1] with a tanh decoder (the reference
-used [0, 1] and a sigmoid), so the L1 errors are halved to keep the reference's [0, 1] scale
-that the slope and clip bounds were tuned for; the base learning rate defaults to 1e-3 and Adam's
-epsilon to PyTorch's 1e-8 (the reference: ``--model.lr 1e-4 --model.adam_eps 1.0``, see
-experiments/gaia_celeba.yaml); the default nets are plain conv encoders/decoders
-(``--model.arch munit`` gives the reference's residual/AdaIN nets).
+Presets: the defaults train on the embedded 32 px digits on a CPU in minutes (plain conv
+encoder/decoder, base learning rate 1e-3); ``--preset paper`` is the authors' CelebA training
+from their public notebook (their residual/AdaIN nets, 512-d style and 512-d content codes,
+lr 1e-4, Adam epsilon 1e-8, batch 8, 128 px; ``--data celeba`` for the data).
+
+Deviations from the authors' code, in every preset: images are in [-1, 1] with a tanh decoder
+(the reference used [0, 1] and a sigmoid), so the L1 errors are halved to keep the reference's
+[0, 1] scale that the slope and clip bounds were tuned for; the structure loss compares the image
+distances with those of the whole code [style, content] (the reference: the content code only);
+the ``munit`` decoder gives each residual block its own AdaIN scale and shift (the reference shares
+one pair across blocks); layers keep PyTorch's initialisation (the reference: variance scaling).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +40,7 @@ from aegen.models.base import GenerativeAE
 from aegen.nets import ConvDecoder, ConvEncoder, MunitDecoder, MunitEncoder
 from aegen.registry import register_model
 
-ARCHS = ("conv", "munit")
+Arch = Literal["conv", "munit"]
 
 
 def pairwise_sq_distances(v: Tensor) -> Tensor:
@@ -85,16 +93,64 @@ def l1(a: Tensor, b: Tensor) -> Tensor:
     return (a - b).abs().mean() / 2
 
 
+class MunitCodeEncoder(MunitEncoder):
+    """The residual/AdaIN encoder with one code: the tensor [style, content] (B, style_dim +
+    content_dim), or without a content head the pair (style, feature map) that
+    ``MunitCodeDecoder`` takes back (the discriminator's code: no linear bottleneck)."""
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        style, content = super().forward(x)
+        return (style, content) if self.content_head is None else torch.cat([style, content], dim=1)
+
+
+class MunitCodeDecoder(MunitDecoder):
+    """The residual/AdaIN decoder of a ``MunitCodeEncoder``'s code: it splits [style, content]."""
+
+    def __init__(self, img_shape: Sequence[int], content_dim: int | None, style_dim: int, width: int,
+                 n_res: int) -> None:
+        super().__init__(img_shape, content_dim, style_dim, width, n_res=n_res)
+        self.style_dim = style_dim
+
+    def forward(self, code: Tensor | tuple[Tensor, Tensor]) -> Tensor:  # type: ignore[override]
+        if self.content_head is None:
+            return super().forward(*code)
+        return super().forward(*code.split([self.style_dim, code.shape[1] - self.style_dim], dim=1))
+
+
+def build_nets(arch: Arch, img_shape: Sequence[int], code_dim: int | None, width: int, style_dim: int = 8,
+               n_res: int = 4, disc_levels: int = 2) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of ``arch``, with ``decoder(encoder(x))`` an image like x.
+
+    With ``code_dim`` they are G's nets: the code is one (B, code_dim) tensor (``munit``: [style,
+    content], content of ``code_dim - style_dim``). With None they are D's bottleneck-free nets
+    (``conv``: ``disc_levels`` stages without normalisation; ``munit``: style and feature map).
+    """
+    if arch == "conv":
+        options = {} if code_dim is not None else {"norm": "none", "levels": disc_levels}
+        return (ConvEncoder(img_shape, code_dim, width=width, **options),
+                ConvDecoder(img_shape, code_dim, width=width, **options))
+    content = None if code_dim is None else code_dim - style_dim
+    return (MunitCodeEncoder(img_shape, content, style_dim, width, n_res=n_res),
+            MunitCodeDecoder(img_shape, content, style_dim, width, n_res=n_res))
+
+
 class AutoencodingDiscriminator(nn.Module):
     """D: an autoencoder without a linear bottleneck, returning its reconstruction of x."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, munit: bool) -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__()
-        self.encoder, self.decoder, self.munit = encoder, decoder, munit
+        self.encoder, self.decoder = encoder, decoder
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.encoder(x)
-        return self.decoder(*h) if self.munit else self.decoder(h)
+        return self.decoder(self.encoder(x))
+
+
+def check_options(arch: str, latent_dim: int, style_dim: int) -> None:
+    """Raise a ValueError for an unknown ``arch`` or a ``munit`` code without room for content."""
+    if arch not in get_args(Arch):
+        raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(get_args(Arch))}")
+    if arch == "munit" and latent_dim <= style_dim:
+        raise ValueError(f"latent_dim ({latent_dim}) must exceed style_dim ({style_dim}) for arch munit")
 
 
 @register_model("gaia")
@@ -103,7 +159,7 @@ class GAIA(GenerativeAE):
 
     def __init__(
         self,
-        arch: str = "conv",
+        arch: Arch = "conv",
         lr: float = 1e-3,
         adam_eps: float = 1e-8,
         alpha: float = 5e-5,
@@ -122,59 +178,30 @@ class GAIA(GenerativeAE):
     ) -> None:
         """
         Args:
-            arch: ``conv`` (plain conv encoder/decoder) or ``munit`` (the reference's residual
-                nets with an AdaIN style code; the code is [style, content]).
-            lr: the base learning rate that lr balancing splits between G and D (reference 1e-4
-                at batch 8 for days on GPUs; 1e-3 here so small data trains in minutes on a CPU).
-            adam_eps: Adam's epsilon (reference code: 1.0).
-            alpha: weight of the structure-consistency loss (reference: lr / 2 = 5e-5).
-            slope: slope of the balancing sigmoid s(v) = 1 / (1 + exp(-slope * v)).
-            sigma: weight of f_samp against r in D's fake proportion (reference 0.5).
-            max_fake: upper clip of D's fake proportion (reference 0.9).
-            clip: both losses are clipped to [-clip, clip] (reference 1).
-            lr_balancing: scale the learning rates each batch by s(r - f) (D) and 1 - s(r - f) (G).
-            detach_balance: stop gradients through the balancing proportions (reference: no).
-            interp_mean: mean of the interpolation coefficient (reference 0.5).
-            interp_std: standard deviation of the interpolation coefficient, unclipped (reference 0.25).
-            disc_levels: stride-2 stages of the conv discriminator (no linear bottleneck).
-            style_dim: size of the style part of the code (``munit`` only).
-            n_res: residual blocks per net (``munit`` only).
+            arch: the nets of G and D: ``conv`` (plain conv encoder/decoder) or ``munit`` (the paper's
+                residual nets with an AdaIN style code; the code is [style, content]).
+            lr: the base learning rate that lr balancing splits between G and D (paper 1e-4 at
+                batch 8 for days on GPUs; 1e-3 here so small data trains in minutes on a CPU).
+            adam_eps: Adam's epsilon (paper 1e-8).
+            alpha: weight of the structure-consistency loss (paper: lr / 2 = 5e-5).
+            slope: slope of the balancing sigmoid s(v) = 1 / (1 + exp(-slope * v)) (paper 20).
+            sigma: weight of f_samp against r in D's fake proportion (paper 0.5).
+            max_fake: upper clip of D's fake proportion (paper 0.9).
+            clip: both losses are clipped to [-clip, clip] (paper 1).
+            lr_balancing: scale the learning rates each batch by s(r - f) (D) and 1 - s(r - f) (G) (paper: on).
+            detach_balance: stop gradients through the balancing proportions (paper: no).
+            interp_mean: mean of the interpolation coefficient (paper 0.5).
+            interp_std: standard deviation of the interpolation coefficient, unclipped (paper 0.25).
+            disc_levels: stride-2 stages of the ``conv`` discriminator (no linear bottleneck).
+            style_dim: size of the style part of the code (``munit`` only; paper 512, with a
+                512-d content code: latent_dim 1024).
+            n_res: residual blocks per net (``munit`` only; paper 4).
         """
         super().__init__(lr=lr, **kwargs)
-        if arch not in ARCHS:
-            raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(ARCHS)}")
-        width = self.hparams.width
-        if arch == "conv":
-            self.encoder = ConvEncoder(self.img_shape, self.latent_dim, width=width)
-            self.decoder = ConvDecoder(self.img_shape, self.latent_dim, width=width)
-            d_width = max(width // 2, 1)
-            self.discriminator = AutoencodingDiscriminator(
-                ConvEncoder(self.img_shape, None, width=d_width, norm="none", levels=disc_levels),
-                ConvDecoder(self.img_shape, None, width=d_width, norm="none", levels=disc_levels),
-                munit=False,
-            )
-        else:
-            if self.latent_dim <= style_dim:
-                raise ValueError(f"latent_dim ({self.latent_dim}) must exceed style_dim ({style_dim}) for arch munit")
-            content = self.latent_dim - style_dim
-            self.encoder = MunitEncoder(self.img_shape, content, style_dim, width, n_res=n_res)
-            self.decoder = MunitDecoder(self.img_shape, content, style_dim, width, n_res=n_res)
-            d_width = max(width // 2, 1)
-            self.discriminator = AutoencodingDiscriminator(
-                MunitEncoder(self.img_shape, None, style_dim, d_width, n_res=n_res),
-                MunitDecoder(self.img_shape, None, style_dim, d_width, n_res=n_res),
-                munit=True,
-            )
-
-    # -- the generator is an autoencoder
-    def encode(self, x: Tensor) -> Tensor:
-        h = self.encoder(x)
-        return torch.cat(h, dim=1) if self.hparams.arch == "munit" else h
-
-    def decode(self, z: Tensor) -> Tensor:
-        if self.hparams.arch == "munit":
-            return self.decoder(*z.split([self.hparams.style_dim, self.latent_dim - self.hparams.style_dim], dim=1))
-        return self.decoder(z)
+        check_options(arch, self.latent_dim, style_dim)
+        width, options = self.hparams.width, {"style_dim": style_dim, "n_res": n_res, "disc_levels": disc_levels}
+        self.encoder, self.decoder = build_nets(arch, self.img_shape, self.latent_dim, width, **options)
+        self.discriminator = AutoencodingDiscriminator(*build_nets(arch, self.img_shape, None, max(width // 2, 1), **options))
 
     def optimizer_groups(self):
         eps = {"eps": self.hparams.adam_eps}

@@ -1,44 +1,70 @@
 """Shared pieces of the DEAE experiments: train a model on fonts, synthesise by block swaps, train a letter classifier.
 
 Used by ``deae_augmentation.py``, ``deae_debias.py`` and ``deae_compare.py``; runs on the CPU.
+Models train through ``aegen fit`` in a subprocess (``harness.fit``), as a user trains them, and
+are loaded back with ``aegen.load``.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from harness import md_beside, mean_std, pm, write_results
+from harness import data_flags, fit, md_beside, model_flags, over_seeds, pm, write_results
 
 import aegen
 from aegen.data.base import from_uint8
+from aegen.data.fonts import FACTOR_NAMES, Fonts
 from aegen.latent import encode_all
 from aegen.metrics.controllability import decode_all, edit_codes
 from aegen.metrics.judge import JudgeNet
-from aegen.models.deae import FONTS_BLOCKS as BLOCKS  # the paper's Fonts layout
+
+#: the fonts subset of every DEAE experiment: 10 letters x 6 faces x 3 sizes x 5 font colours x 5 backgrounds
+SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
+#: torch threads of the training subprocesses and of this process
+THREADS = min(2, os.cpu_count() or 1)
 
 
-def fonts(root: str | None, **options: Any):
-    return aegen.get_data("fonts")(root=root, **options)
+class FewFonts(Fonts):
+    """Fonts whose training split keeps only its first ``train_items`` items (the seeded split's
+    order); validation and test are unchanged. ``aegen fit --data deae_common.FewFonts`` trains on
+    it (``harness`` puts ``experiments/`` on the subprocess's import path)."""
+
+    def __init__(self, train_items: int | None = None, **kwargs: Any) -> None:
+        """
+        Args:
+            train_items: items kept from the training split (None: all of them).
+        """
+        super().__init__(**kwargs)
+        self.train_items = train_items
+
+    def load_splits(self) -> dict[str, Any]:
+        splits = super().load_splits()
+        if self.train_items is not None:
+            images, factors = splits["train"]
+            splits["train"] = (images[: self.train_items], factors[: self.train_items])
+        return splits
 
 
-def train_model(name: str, datamodule, steps: int, seed: int, width: int = 16, **options: Any):
-    """A model trained for ``steps`` Adam steps on the datamodule (CPU, no logging, no checkpoints)."""
-    # in-process, not harness.fit: deae_augmentation trains on a truncated in-memory split that `aegen fit` cannot express
-    pl.seed_everything(seed, verbose=False)
-    model = aegen.get_model(name)(img_shape=datamodule.img_shape, num_classes=datamodule.num_classes, width=width,
-                                  **options)
-    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(model, datamodule)
-    model.eval()
-    if model.samples_from_code_gaussian:  # validation is off, so fit the sampling Gaussian here
-        datamodule.groups = False
-        model.fit_code_gaussian(datamodule.train_dataloader())
-    return model
+def fonts(**options: Any) -> FewFonts:
+    """The datamodule of ``options`` (FewFonts' and Fonts' settings; None values are left out), in this process."""
+    return FewFonts(**{k: v for k, v in options.items() if v is not None})
+
+
+def train_model(name: str, data: dict[str, Any], steps: int, seed: int, width: int = 16, **options: Any):
+    """``aegen fit`` of model ``name`` for ``steps`` Adam steps on the fonts datamodule ``data``
+    (FewFonts' settings), CPU, no validation; returns the trained model in eval mode."""
+    data = {k: v for k, v in data.items() if v is not None}
+    cls = f"{__name__}.FewFonts" if "train_items" in data else "fonts"
+    with tempfile.TemporaryDirectory() as work:
+        ckpt = fit(name, *data_flags(data), *model_flags({"width": width, **options}), "--trainer.accelerator", "cpu",
+                   "--trainer.max_steps", steps, "--trainer.max_epochs", -1, "--trainer.limit_val_batches", 0,
+                   data=cls, seed=seed, root=work, threads=THREADS)
+        return aegen.load(ckpt)
 
 
 @torch.no_grad()
@@ -52,8 +78,7 @@ def synthesise(model, images: torch.Tensor, factors: torch.Tensor, donors: torch
     generator = torch.Generator().manual_seed(seed)
     codes = encode_all(model, images, device="cpu")
     dims = [d for name in blocks for d in range(model.blocks[name].start, model.blocks[name].stop)]
-    names = list(aegen.get_data("fonts").factor_names)
-    swapped = [names.index(name) for name in blocks]
+    swapped = [FACTOR_NAMES.index(name) for name in blocks]
     out_x, out_y = [], []
     for _ in range(copies):
         donor = donors[torch.randint(len(donors), (len(images),), generator=generator)]
@@ -91,32 +116,41 @@ def split(datamodule, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return from_uint8(images), factors
 
 
-def with_and_without_syntheses(dm, settings: dict[str, Any], swapped: list[str], keys: tuple[str, str],
-                               **deae_options: Any) -> dict[str, Any]:
-    """The scripts' common study. For each seed in ``settings["seeds"]``: train DEAE on the training
-    split (once, or once per seed with ``deae_per_seed``), synthesise ``copies`` images per training
-    image with the ``swapped`` blocks taken from random training images, and train a letter
-    classifier on the real images alone (``keys[0]``) and with the syntheses (``keys[1]``); both are
-    scored on the test split. Returns means, sample standard deviations, per-seed accuracies and sizes.
+def with_and_without_syntheses(data: dict[str, Any], settings: dict[str, Any], swapped: list[str],
+                               keys: tuple[str, str], **deae_options: Any) -> dict[str, Any]:
+    """The scripts' common study on the fonts datamodule ``data``. For each seed in
+    ``settings["seeds"]`` (``harness.over_seeds``): train DEAE on the training split (once, or once
+    per seed with ``deae_per_seed``), synthesise ``copies`` images per training image with the
+    ``swapped`` blocks taken from random training images, and train a letter classifier on the real
+    images alone (``keys[0]``) and with the syntheses (``keys[1]``); both are scored on the test
+    split. Returns means, sample standard deviations, per-seed accuracies and sizes.
     """
+    dm = fonts(**data)
     train_x, train_y = split(dm, "train")
     test_x, test_y = split(dm, "test")
-    scores: dict[str, list[float]] = {key: [] for key in keys}
-    model = None
-    for seed in settings["seeds"]:
-        if model is None or settings["deae_per_seed"]:
-            model = train_model("deae", dm, settings["deae_steps"], seed, width=settings["deae_width"],
-                                blocks=BLOCKS, lr=settings["deae_lr"], **deae_options)
+    models: dict[int, Any] = {}
+
+    def run(seed: int) -> dict[str, float]:
+        if not models or settings["deae_per_seed"]:
+            models.clear()
+            models[seed] = train_model("deae", data, settings["deae_steps"], seed, width=settings["deae_width"],
+                                       blocks=settings["blocks"], lr=settings["deae_lr"], **deae_options)
+        model = next(iter(models.values()))
         syn_x, syn_y = synthesise(model, train_x, train_y, torch.arange(len(train_x)), swapped, settings["copies"], seed)
+        scores = {}
         for key, (x, y) in zip(keys, [(train_x, train_y), (torch.cat([train_x, syn_x]), torch.cat([train_y, syn_y]))]):
             net = train_classifier(x, y[:, 0], dm.num_classes, settings["classifier_steps"], seed)
-            scores[key].append(accuracy(net, test_x, test_y[:, 0]))
-        print(f"seed {seed}: " + "  ".join(f"{key.removesuffix('_acc')} {v[-1]:.4f}" for key, v in scores.items()), flush=True)
-    stats = mean_std([dict(zip(scores, run)) for run in zip(*scores.values())], keys)
+            scores[key] = accuracy(net, test_x, test_y[:, 0])
+        return scores
+
+    def show(seed: int, scores: dict[str, float]) -> None:
+        print(f"seed {seed}: " + "  ".join(f"{key.removesuffix('_acc')} {v:.4f}" for key, v in scores.items()), flush=True)
+
+    runs, stats = over_seeds(run, settings["seeds"], keys, after=show)
     return {
         **{key: stats[key][0] for key in keys},
         **{f"{key}_std": stats[key][1] for key in keys},
-        **{f"{key}_per_seed": v for key, v in scores.items()},
+        **{f"{key}_per_seed": [r[key] for r in runs] for key in keys},
         "train_items": len(train_x), "synthesised_items": len(train_x) * settings["copies"], "test_items": len(test_x),
     }
 
@@ -132,9 +166,16 @@ def report(result: dict[str, Any], header: str, rows: dict[str, str], out: str |
     return result
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished subprocesses (the ``aegen fit`` runs)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class Clock:
     def __init__(self) -> None:
-        self.start, self.cpu = time.time(), time.process_time()
+        self.start, self.cpu = time.time(), cpu_seconds()
 
     def elapsed(self) -> dict[str, float]:
-        return {"wall_s": round(time.time() - self.start, 1), "cpu_s": round(time.process_time() - self.cpu, 1)}
+        """Wall and CPU seconds since the start (CPU: this process's and its training subprocesses')."""
+        return {"wall_s": round(time.time() - self.start, 1), "cpu_s": round(cpu_seconds() - self.cpu, 1)}

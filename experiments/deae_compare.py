@@ -13,20 +13,19 @@ dimensions most informative of the factor: ``aegen.metrics.controllability``), `
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
-from deae_common import BLOCKS, Clock, fonts, train_model
+from deae_common import SUBSET, THREADS, Clock, fonts, train_model
 from harness import markdown_table, md_beside, write_results
 
 from aegen.latent import encode_all
 from aegen.metrics.controllability import edit_scores, factor_judges
 from aegen.metrics.disentanglement import dci, mig
+from aegen.models.deae import FONTS_BLOCKS
 
-SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
 MODELS = {  # label -> (registered model, options)
-    "deae": ("deae", {"blocks": BLOCKS}),
-    "gsl": ("gsl", {"blocks": BLOCKS}),
+    "deae": ("deae", {"blocks": FONTS_BLOCKS}),
+    "gsl": ("gsl", {"blocks": FONTS_BLOCKS}),
     "beta-vae": ("vae", {"latent_dim": 20, "beta": 4.0}),
     "ae": ("ae", {"latent_dim": 20}),
 }
@@ -43,16 +42,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--judge-steps", type=int, default=3000, help="at most this many steps per factor judge "
                         "(aegen.metrics.judge's default 3000; judges are cached per dataset on first use)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(THREADS)
     settings = {"subset": SUBSET, "image_size": 32, "num_items": 3000, "steps": args.steps or (250 if args.quick else 1500), "judge_max_steps": args.judge_steps,
                 "batch_size": 16, "width": args.width, "lr": 1e-3, "seed": 0, "dci_points": [2000, 1000]}
     clock = Clock()
-    dm = fonts(args.root, subset=SUBSET, image_size=32, num_items=settings["num_items"], batch_size=settings["batch_size"])
+    data = {"root": args.root, "subset": SUBSET, "image_size": settings["image_size"], "num_items": settings["num_items"],
+            "batch_size": settings["batch_size"]}
+    dm = fonts(**data)
     judges = factor_judges(dm, max_steps=args.judge_steps)
     results = {}
     for label in args.models:
         name, options = MODELS[label]
-        model = train_model(name, dm, settings["steps"], settings["seed"], width=settings["width"], lr=settings["lr"],
+        model = train_model(name, data, settings["steps"], settings["seed"], width=settings["width"], lr=settings["lr"],
                             **options)
         row = edit_scores(model, dm, judges=judges, seed=settings["seed"])
         train_x, train_y = dm.tensors("train", settings["dci_points"][0])

@@ -19,12 +19,11 @@ deviations over seeds.
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
-from deae_common import BLOCKS, Clock, fonts, report, with_and_without_syntheses
+from deae_common import SUBSET, THREADS, Clock, report, with_and_without_syntheses
 
-SUBSET = {"letter": 10, "font": 6, "size": 3, "font_colour": 5, "background_colour": 5}
+from aegen.models.deae import FONTS_BLOCKS
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,19 +32,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="write the results here as JSON")
     parser.add_argument("--root", default=None, help="data root (default: $AEGEN_DATA or ~/.cache/aegen/data)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(THREADS)
     settings = {
         "subset": SUBSET, "bias": ["letter", "background_colour"], "image_size": 32, "num_items": 4500,
         "deae_steps": 250 if args.quick else 1500, "deae_batch_size": 16, "deae_width": 8, "deae_lr": 1e-3, "explore": ["background_colour"],
-        "blocks": BLOCKS, "copies": 2, "classifier_steps": 400 if args.quick else 1000,
+        "blocks": FONTS_BLOCKS, "copies": 2, "classifier_steps": 400 if args.quick else 1000,
         "seeds": [0, 1, 2],
         # --quick trains one DEAE (seed 0) shared by every classifier seed; otherwise one DEAE per seed
         "deae_per_seed": not args.quick,
     }
     clock = Clock()
-    dm = fonts(args.root, subset=SUBSET, bias=settings["bias"], image_size=32, num_items=settings["num_items"],
-               batch_size=settings["deae_batch_size"])
-    result = with_and_without_syntheses(dm, settings, ["background_colour"], ("biased_acc", "debiased_acc"),
+    data = {"root": args.root, "subset": SUBSET, "bias": settings["bias"], "image_size": settings["image_size"],
+            "num_items": settings["num_items"], "batch_size": settings["deae_batch_size"]}
+    result = with_and_without_syntheses(data, settings, ["background_colour"], ("biased_acc", "debiased_acc"),
                                         explore=settings["explore"])
     result.update(settings={**settings, "quick": args.quick}, **clock.elapsed())
     return report(result, "unbiased test accuracy", {f"biased fonts ({result['train_items']} images)": "biased_acc",

@@ -3,7 +3,9 @@
 Training and evaluation go through the ``aegen`` command in a subprocess, exactly as a user runs
 it (``aegen fit ...`` prints ``checkpoint: PATH`` last; ``aegen evaluate CKPT --out DIR`` writes
 ``DIR/metrics.json``). The scripts run as ``python experiments/NAME.py``; Python puts
-``experiments/`` on ``sys.path``, so they import this module as ``from harness import fit``.
+``experiments/`` on ``sys.path``, so they import this module as ``from harness import fit``. The
+``aegen`` subprocesses get ``experiments/`` on their import path too, so a script's own classes
+can be named by class path (``fit("deae", data="deae_common.FewFonts")``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from typing import Any
 
 import numpy as np
 
+HERE = str(Path(__file__).resolve().parent)  # experiments/
+
 
 def aegen(*args: str, cwd: str | Path | None = None, threads: int | None = None) -> str:
     """Run ``aegen ARGS`` in a subprocess and return its stdout; raise RuntimeError with the end of
     stderr if it fails. ``threads`` sets OMP_NUM_THREADS (torch's CPU threads) for it; otherwise
-    the subprocess inherits this process's environment unchanged."""
-    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    the subprocess inherits this process's environment, with ``experiments/`` added to PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")]))}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     result = subprocess.run([sys.executable, "-m", "aegen", *map(str, args)], cwd=cwd, env=env, capture_output=True,
                             text=True)
     if result.returncode != 0:
@@ -55,9 +61,15 @@ def fit(model: str, *flags: Any, data: str | None = "digits", seed: int = 0, roo
     return last_checkpoint(stdout, root)
 
 
-def model_flags(options: dict[str, Any]) -> list[str]:
-    """``{"gan_steps": 16}`` -> ``["--model.gan_steps=16"]`` (non-string values as JSON)."""
-    return [f"--model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()]
+def model_flags(options: dict[str, Any], group: str = "model") -> list[str]:
+    """``{"gan_steps": 16}`` -> ``["--model.gan_steps=16"]`` (non-string values as JSON); ``group``
+    names another config group (``data``, ``trainer``)."""
+    return [f"--{group}.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()]
+
+
+def data_flags(options: dict[str, Any]) -> list[str]:
+    """``{"batch_size": 16}`` -> ``["--data.batch_size=16"]``, as ``model_flags``."""
+    return model_flags(options, "data")
 
 
 def evaluate(ckpt: str | Path, metrics: str = "judge", out: str | Path = "eval", threads: int | None = None,

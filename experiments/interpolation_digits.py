@@ -22,14 +22,14 @@ from harness import evaluate, fit, md_beside, over_seeds, pm, write_results
 KEYS = ("interp_fid_judge", "fid_judge", "recon_mse", "psnr")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="gaia,acai,ae")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--num-samples", type=int, default=10_000, help="samples for fid_judge")
     parser.add_argument("--out", default="interpolation_digits.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):

@@ -1,20 +1,20 @@
-"""DEAE and GSL: group sampling, swap losses, exploration, controllable-synthesis commands, DDP.
+"""DEAE and GSL: group sampling, swap losses, exploration, controllable-synthesis commands.
 
 deae/gsl train only on factor data, so the shared per-model tests of tests/test_models.py (which
-use digits) skip them; their equivalents on a tiny fonts grid are here.
+use digits) skip them; their equivalents on a tiny fonts grid are here (2-process DDP: in
+tests/test_models.py, on the same grid).
 """
 
 import json
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 import aegen
 from aegen.data.groups import GroupLoader, partner_indices
 from aegen.errors import AegenError
 from aegen.metrics import controllability as ctl
-from tests.conftest import fit_cli, run_aegen
+from tests.conftest import fit_cli
 
 SUBSET = "{letter: 3, font: 2, size: 2, font_colour: 2, background_colour: 2}"
 TINY_BLOCKS = {"letter": 2, "font": 2, "size": 1, "font_colour": 1, "background_colour": 1}
@@ -27,12 +27,6 @@ def fonts(**options):
     settings = {"image_size": 16, "batch_size": 8, "num_items": 48,
                 "subset": {"letter": 3, "font": 2, "size": 2, "font_colour": 2, "background_colour": 2}}
     return aegen.get_data("fonts")(**{**settings, **options})
-
-
-def _trainer(tmp_path, steps):
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                      default_root_dir=tmp_path)
 
 
 def test_group_partners_share_exactly_one_factor():
@@ -74,7 +68,7 @@ def test_group_batches_refuse_data_without_factors():
         dm.train_dataloader()
 
 
-def test_swap_losses_on_a_tiny_model(tmp_path):
+def test_swap_losses_on_a_tiny_model(trainer):
     torch.manual_seed(0)
     model = aegen.get_model("gsl")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8).eval()
     x = fonts().tensors("train", 4)[0]
@@ -91,14 +85,14 @@ def test_swap_losses_on_a_tiny_model(tmp_path):
     model.eval()
     before = model.group_losses(groups)[0]
     assert before["swap"] != before["recon"]
-    _trainer(tmp_path, 30).fit(model, dm)
+    trainer(30).fit(model, dm)
     model.eval()
     after = model.group_losses(groups)[0]
     assert after["swap"] < 0.7 * before["swap"], (before, after)
     assert after["composite"] < 0.7 * before["composite"]
 
 
-def test_exploration_keeps_other_blocks_of_a_trained_model(tmp_path):
+def test_exploration_keeps_other_blocks_of_a_trained_model(trainer):
     torch.manual_seed(0)
     dm = fonts()
     model = aegen.get_model("deae")(blocks=TINY_BLOCKS, width=8, lr=2e-3, explore_weight=1.0, img_shape=(3, 16, 16))
@@ -118,7 +112,7 @@ def test_exploration_keeps_other_blocks_of_a_trained_model(tmp_path):
         return float(torch.stack(ratios).mean())
 
     before = drift()
-    _trainer(tmp_path, 40).fit(model, dm)
+    trainer(40).fit(model, dm)
     after = drift()
     assert after < 0.1 * before, (before, after)  # other blocks come back near the anchor's
 
@@ -139,7 +133,6 @@ def test_block_tools_and_inferred_blocks():
                      factors[:, 0] + 0.01 * torch.randn(2000, generator=g)], dim=1)
     blocks = ctl.infer_blocks(z, factors, ["a", "b"])
     assert blocks == {"a": [2, 3], "b": [0, 1]}
-
 
 
 def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypatch, one_thread):
@@ -206,13 +199,3 @@ def test_training_on_data_without_factors_is_a_one_line_error(capsys):
     model = aegen.get_model("gsl")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8)
     with pytest.raises(AegenError, match="trains on group batches"):
         model.training_phases(torch.zeros(2, 3, 16, 16), torch.zeros(2, 5))
-
-
-def test_two_process_cpu_ddp(tmp_path):
-    result = run_aegen("fit", "--model", "deae", *DATA, *MODEL, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-                       "--trainer.max_steps", "4", "--trainer.limit_val_batches", "1",
-                       "--trainer.enable_progress_bar", "false", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = tmp_path / result.stdout.strip().splitlines()[-1].removeprefix("checkpoint: ")
-    assert aegen.load(ckpt).sample(2).shape == (2, 3, 16, 16)
-    assert len(list((tmp_path / "runs").glob("*/version_*"))) == 1

@@ -15,19 +15,35 @@ new value is drawn uniformly, element-wise, between the block's values in the an
 in another anchor's code of the batch; the anchor's code with that block replaced is decoded and
 re-encoded, and every OTHER block of the re-encoded code is pulled back to the anchor's (MSE,
 anchor code as a fixed target), weight 1e-3. Optionally (off by default) the explored block is
-also pulled to the drawn value. ``gsl`` is the same model without this loss.
+also pulled to the drawn value. ``gsl`` is the same model without this loss (``DEAE`` subclasses
+``GSL`` and only adds ``exploration_losses``).
 
-Settings and choices: default blocks are the paper's Fonts layout, 20 dims as
-letter 4, size 4, font colour 4, background colour 3, font (style) 5; Adam lr 1e-4, betas
-(0.9, 0.999). [choice] the second code of an exploration is another anchor of the batch (the
-paper says "two images"); all listed blocks are explored at every step (one decode and one
-re-encode of the batch per block); the conv nets are aegen's ``ConvEncoder``/``ConvDecoder``,
-not the authors' 128x128 networks; images in [-1, 1] with a tanh decoder.
+Settings: the defaults train on aegen's fonts (default blocks: the paper's Fonts layout, 20 dims
+as letter 4, size 4, font colour 4, background colour 3, font (style) 5; Adam lr 1e-4, betas
+(0.9, 0.999); every block explored). The preset ``paper`` (``aegen fit --model deae --preset
+paper``) is the authors' setting: only the background-colour block explored, conv width 64,
+batch 4, 128 px, 1e6 steps. The conv nets are aegen's ``ConvEncoder``/``ConvDecoder``, not the
+authors' 128x128 residual networks with fully connected bottleneck; images in [-1, 1] with a
+tanh decoder, as theirs.
+
+Known deviations from the authors' code, with no option here (the ``paper`` preset keeps them):
+
+- the second code of an exploration is another anchor of the batch; theirs is the anchor's
+  partner that shares the letter (the group's letter image);
+- one draw per explored block and step; theirs sums the losses of 10 draws;
+- the re-encoding's target (the anchor's code) is detached; theirs is not, so the exploration
+  loss also moves the anchor's own encoding;
+- each loss is a mean over the group's images (``recon``) and over the 2K swaps (``swap``);
+  theirs sums the per-image mean L1 terms (6 reconstructions, 10 swaps plus the composite), so
+  their reconstruction and swap terms weigh 6 and 10 times what the same weights give here;
+- their script also has an unsupervised re-encoding loss of an all-partners composite, weight 0
+  in their setting, which is not implemented.
 
 The model trains only on datasets with factor labels (an AegenError says so otherwise) and turns
 group batches on itself; encode/decode/reconstruct/sample/interpolate take plain images, and
-sampling decodes a Gaussian fitted to the anchors' codes, as for a plain AE. ``blocks`` maps each
-factor name to its slice of the code, for ``aegen explore`` and ``aegen edit``.
+sampling decodes codes from a sampler fitted to the anchors' codes (a Gaussian by default), as for
+a plain AE. ``blocks`` maps each factor name to its slice of the code, for ``aegen explore`` and
+``aegen edit``; ``block_sizes`` gives the layout as sizes.
 """
 
 from __future__ import annotations
@@ -44,8 +60,31 @@ from aegen.models.base import GenerativeAE
 from aegen.nets import ConvDecoder, ConvEncoder
 from aegen.registry import register_model
 
-#: the paper's Fonts layout, under aegen's fonts factor names ("font" is the style)
-FONTS_BLOCKS = {"letter": 4, "size": 4, "font_colour": 4, "background_colour": 3, "font": 5}
+#: the paper's Fonts layout (20 dims), in code order, under aegen's fonts factor names ("font" is the style)
+FONTS_BLOCKS: dict[str, int] = {"letter": 4, "size": 4, "font_colour": 4, "background_colour": 3, "font": 5}
+
+
+def check_options(blocks: dict[str, int] | None, latent_dim: int | None, weights: dict[str, float],
+                  explore: list[str] | None = None) -> tuple[dict[str, int], list[str]]:
+    """The cross-field checks of GSL and DEAE; returns the block layout and the explored blocks in use.
+
+    ``blocks`` (default ``FONTS_BLOCKS``) maps names to positive sizes whose sum ``latent_dim``
+    must equal when given; every weight is >= 0; ``explore`` (default: every block) names blocks.
+    """
+    blocks = dict(FONTS_BLOCKS if blocks is None else blocks)
+    if not blocks or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in blocks.values()):
+        raise ValueError(f"--model.blocks maps factor names to positive block sizes, got {blocks!r}")
+    total = sum(blocks.values())
+    if latent_dim is not None and latent_dim != total:
+        raise ValueError(f"latent_dim {latent_dim} differs from the sum of --model.blocks ({total}); "
+                         "leave latent_dim out or change the block sizes")
+    for name, weight in weights.items():
+        if weight < 0:
+            raise ValueError(f"{name} must be >= 0, got {weight}")
+    explored = list(blocks) if explore is None else list(explore)
+    if not explored or any(name not in blocks for name in explored):
+        raise ValueError(f"--model.explore takes block names from {', '.join(blocks)}, got {explore!r}")
+    return blocks, explored
 
 
 @register_model("gsl")
@@ -66,26 +105,18 @@ class GSL(GenerativeAE):
     ) -> None:
         """
         Args:
-            blocks: code block size per factor name, in code order (default: the paper's Fonts
+            blocks: code block size per factor name, in code order (default and paper: the Fonts
                 layout ``{letter: 4, size: 4, font_colour: 4, background_colour: 3, font: 5}``);
                 every name must be a factor of the data; factors without a block get no swap loss.
-            swap_weight: weight of the swap losses (both directions, all blocks).
-            composite_weight: weight of the all-partners composite loss.
-            latent_dim: size of the code; must equal the sum of ``blocks`` (default: that sum).
-            lr: Adam learning rate (the authors' 1e-4).
+            swap_weight: weight of the swap losses, both directions, all blocks (paper: 1).
+            composite_weight: weight of the all-partners composite loss (paper: 1).
+            latent_dim: size of the code; must equal the sum of ``blocks`` (default: that sum; paper: 20).
+            lr: Adam learning rate (paper: 1e-4). The paper's conv width is 64 (``width``).
         """
-        blocks = dict(FONTS_BLOCKS if blocks is None else blocks)
-        if not blocks or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in blocks.values()):
-            raise ValueError(f"--model.blocks maps factor names to positive block sizes, got {blocks!r}")
-        total = sum(blocks.values())
-        if latent_dim is not None and latent_dim != total:
-            raise ValueError(f"latent_dim {latent_dim} differs from the sum of --model.blocks ({total}); "
-                             "leave latent_dim out or change the block sizes")
-        latent_dim = total
+        blocks, _ = check_options(blocks, latent_dim, {"swap_weight": swap_weight, "composite_weight": composite_weight})
+        latent_dim = sum(blocks.values())  # checkpoints record the layout and code size in use
         super().__init__(latent_dim=latent_dim, lr=lr, **kwargs)
-        for name, weight in (("swap_weight", swap_weight), ("composite_weight", composite_weight)):
-            if weight < 0:
-                raise ValueError(f"{name} must be >= 0, got {weight}")
+        self.swap_weight, self.composite_weight = swap_weight, composite_weight
         starts = torch.tensor([0, *blocks.values()]).cumsum(0).tolist()
         self.blocks: dict[str, slice] = {name: slice(a, b) for name, a, b in zip(blocks, starts, starts[1:])}
         self.encoder = ConvEncoder(self.img_shape, self.latent_dim, width=self.hparams.width)
@@ -94,6 +125,11 @@ class GSL(GenerativeAE):
         self.partner_of: dict[str, int] = {name: 1 + i for i, name in enumerate(blocks)}
 
     # ----------------------------------------------------------------- public API
+    @property
+    def block_sizes(self) -> dict[str, int]:
+        """The block layout in use: size per factor name, in code order."""
+        return {name: s.stop - s.start for name, s in self.blocks.items()}
+
     def block_mask(self, name: str) -> Tensor:
         """Boolean (latent_dim,) mask of one factor's block."""
         mask = torch.zeros(self.latent_dim, dtype=torch.bool, device=self.device)
@@ -124,9 +160,9 @@ class GSL(GenerativeAE):
         return x
 
     @torch.no_grad()
-    def fit_code_gaussian(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
+    def fit_sampler(self, batches: Iterable[tuple[Tensor, Tensor]], max_items: int = 10_000) -> None:
         """As the base, on the anchors of group batches."""
-        super().fit_code_gaussian(((x[:, 0] if x.dim() == 5 else x, y) for x, y in batches), max_items)
+        super().fit_sampler(((x[:, 0] if x.dim() == 5 else x, y) for x, y in batches), max_items)
 
     # ----------------------------------------------------------------- losses
     def group_losses(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
@@ -152,8 +188,7 @@ class GSL(GenerativeAE):
         return {}
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
-        return (losses["recon"] + self.hparams.swap_weight * losses["swap"]
-                + self.hparams.composite_weight * losses["composite"])
+        return losses["recon"] + self.swap_weight * losses["swap"] + self.composite_weight * losses["composite"]
 
     # ----------------------------------------------------------------- training
     def optimizer_groups(self):
@@ -184,18 +219,15 @@ class DEAE(GSL):
     ) -> None:
         """
         Args:
-            explore: the blocks explored at every step (default: all blocks).
-            explore_weight: weight of the exploration loss (1e-3 in the authors' code).
+            explore: the blocks explored at every step (default: all blocks; paper: the background
+                colour block only, ``[background_colour]``).
+            explore_weight: weight of the exploration loss (paper: 1e-3).
             explore_self: also pull the explored block of the re-encoded code to the drawn value
-                (off in the paper's description).
+                (paper: off).
         """
         super().__init__(**kwargs)
-        self.explore = list(self.blocks) if explore is None else list(explore)
-        unknown = [name for name in self.explore if name not in self.blocks]
-        if unknown or not self.explore:
-            raise ValueError(f"--model.explore takes block names from {', '.join(self.blocks)}, got {explore!r}")
-        if explore_weight < 0:
-            raise ValueError(f"explore_weight must be >= 0, got {explore_weight}")
+        _, self.explore = check_options(self.block_sizes, None, {"explore_weight": explore_weight}, explore)
+        self.explore_weight, self.explore_self = explore_weight, explore_self
 
     def exploration_losses(self, anchor: Tensor) -> dict[str, Tensor]:
         """Directed exploration with encoder reuse on anchor codes (B, D): ``explore`` (and ``explore_self``)."""
@@ -209,7 +241,7 @@ class DEAE(GSL):
         target = anchor.detach().expand_as(reencoded)
         keep = ~masks[:, None].expand_as(reencoded)
         losses = {"explore": F.mse_loss(reencoded[keep], target[keep])}
-        if self.hparams.explore_self:
+        if self.explore_self:
             losses["explore_self"] = F.mse_loss(reencoded[~keep], explored.detach()[~keep])
         return losses
 
@@ -218,4 +250,4 @@ class DEAE(GSL):
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
         explore = losses["explore"] + losses.get("explore_self", 0.0)
-        return super().total_loss(losses) + self.hparams.explore_weight * explore
+        return super().total_loss(losses) + self.explore_weight * explore

@@ -12,6 +12,7 @@ import torch
 
 import aegen
 from aegen.data.groups import GroupLoader, partner_indices
+from aegen import presets
 from aegen.errors import AegenError
 from aegen.metrics import controllability as ctl
 from tests.conftest import fit_cli
@@ -117,6 +118,91 @@ def test_exploration_keeps_other_blocks_of_a_trained_model(trainer):
     assert after < 0.1 * before, (before, after)  # other blocks come back near the anchor's
 
 
+def explore_model(**options):
+    """A tiny eval-mode deae (tiny blocks, width 8) and a random group batch (4 anchors, 5 partners)."""
+    torch.manual_seed(0)
+    model = aegen.get_model("deae")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8, **options).eval()
+    return model, torch.rand(4, 6, 3, 16, 16) * 2 - 1
+
+
+def explore_loss(model, z, seed=0, **options):
+    """The exploration losses of group codes z with the model's noise seeded and options set on the model."""
+    for name, value in options.items():
+        setattr(model, name, value)
+    model.noise.manual_seed(seed)
+    return model.exploration_losses(z)
+
+
+def test_default_exploration_draws_towards_another_anchor_once():
+    model, x = explore_model()
+    z = model.encode(x.flatten(0, 1)).unflatten(0, (4, 6))
+    got = explore_loss(model, z)["explore"]
+    # the same loss written out: one draw per block towards a random other anchor, mean squared error
+    model.noise.manual_seed(0)
+    anchor = z[:, 0]
+    other = anchor[torch.randperm(4, generator=model.noise)]
+    masks = torch.stack([model.block_mask(name) for name in model.blocks])
+    drawn = anchor + torch.rand(5, 4, 7, generator=model.noise) * (other - anchor)
+    explored = torch.where(masks[:, None], drawn, anchor)
+    again = model.encode(model.decode(explored.flatten(0, 1))).unflatten(0, (5, 4))
+    keep = ~masks[:, None].expand_as(again)
+    torch.testing.assert_close(got, torch.nn.functional.mse_loss(again[keep], anchor.expand_as(again)[keep]))
+
+
+def test_sum_reduction_sums_the_per_image_terms():
+    model, x = explore_model(explore=["background_colour"], explore_partner="letter", explore_draws=3)
+    mean, z = model.group_losses(x)
+    model.reduction = "sum"
+    summed = model.group_losses(x)[0]
+    torch.testing.assert_close(summed["recon"], 6 * mean["recon"])  # the group's 6 images
+    torch.testing.assert_close(summed["swap"], 10 * mean["swap"])  # 5 blocks, both directions
+    torch.testing.assert_close(summed["composite"], mean["composite"])
+    # 3 draws of one block: the sum of 3 mean squared errors is 3 times their mean; each draw is one
+    # term, drawn in turn from the model's noise
+    draws = explore_loss(model, z, reduction="sum")["explore"]
+    torch.testing.assert_close(draws, 3 * explore_loss(model, z, reduction="mean")["explore"])
+    model.explore_draws = 1
+    model.noise.manual_seed(0)
+    single = [model.exploration_losses(z)["explore"] for _ in range(3)]
+    torch.testing.assert_close(draws, sum(single))
+
+
+def test_letter_partner_explores_between_the_anchor_and_its_letter_partner():
+    model, x = explore_model(explore=["background_colour"], explore_partner="letter")
+    x[:, 1] = x[:, 0]  # the letter partner is the anchor: every draw is the anchor's own block
+    z = model.encode(x.flatten(0, 1)).unflatten(0, (4, 6))
+    keep = ~model.block_mask("background_colour")
+    again = model.encode(model.decode(z[:, 0]))
+    expected = torch.nn.functional.mse_loss(again[:, keep], z[:, 0, keep])
+    torch.testing.assert_close(explore_loss(model, z)["explore"], expected)
+    assert not torch.allclose(explore_loss(model, z, explore_partner="font")["explore"], expected)
+    assert not torch.allclose(explore_loss(model, z, explore_partner=None)["explore"], expected)
+
+
+def test_detach_target_only_changes_the_gradient():
+    model, x = explore_model(explore=["background_colour"])
+    z = model.encode(x.flatten(0, 1)).unflatten(0, (4, 6)).detach()
+    grads, values = [], []
+    for detach in (True, False):
+        leaf = z.clone().requires_grad_()
+        loss = explore_loss(model, leaf, detach_target=detach)["explore"]
+        loss.backward()
+        grads.append(leaf.grad[:, 0])
+        values.append(loss.detach())
+    torch.testing.assert_close(values[0], values[1])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_paper_preset_trains_a_few_steps(trainer):
+    options = presets.options("deae", "paper")
+    assert (options["explore_partner"], options["explore_draws"], options["detach_target"], options["reduction"]) == (
+        "letter", 10, False, "sum")
+    torch.manual_seed(0)
+    model = aegen.get_model("deae")(**{**options, "blocks": TINY_BLOCKS, "latent_dim": None, "width": 8},
+                                    img_shape=(3, 16, 16))
+    trainer(3).fit(model, fonts())
+    assert model.global_step > 0 and all(p.isfinite().all() for p in model.parameters())
+
 def test_block_tools_and_inferred_blocks():
     codes = torch.arange(12.0).view(3, 4)
     others = -codes
@@ -196,6 +282,10 @@ def test_training_on_data_without_factors_is_a_one_line_error(capsys):
         aegen.get_model("deae")(latent_dim=8)
     with pytest.raises(ValueError, match="--model.explore takes block names"):
         aegen.get_model("deae")(explore=["colour"])
+    with pytest.raises(ValueError, match="--model.explore_partner takes a block name"):
+        aegen.get_model("deae")(explore_partner="colour")
+    with pytest.raises(ValueError, match="--model.explore_draws must be >= 1"):
+        aegen.get_model("deae")(explore_draws=0)
     model = aegen.get_model("gsl")(img_shape=(3, 16, 16), blocks=TINY_BLOCKS, width=8)
     with pytest.raises(AegenError, match="trains on group batches"):
         model.training_phases(torch.zeros(2, 3, 16, 16), torch.zeros(2, 5))

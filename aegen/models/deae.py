@@ -12,30 +12,30 @@ with C. Losses (GZS-Net's group-supervised learning, as in the authors' code):
 
 ``deae`` adds directed exploration with encoder reuse (``explore``): for each explored block, a
 new value is drawn uniformly, element-wise, between the block's values in the anchor's code and
-in another anchor's code of the batch; the anchor's code with that block replaced is decoded and
-re-encoded, and every OTHER block of the re-encoded code is pulled back to the anchor's (MSE,
-anchor code as a fixed target), weight 1e-3. Optionally (off by default) the explored block is
-also pulled to the drawn value. ``gsl`` is the same model without this loss (``DEAE`` subclasses
+in a second code (``explore_partner``: another anchor of the batch, or the anchor's group partner
+sharing a given factor); the anchor's code with that block replaced is decoded and re-encoded,
+and every OTHER block of the re-encoded code is pulled back to the anchor's (MSE), weight 1e-3,
+over ``explore_draws`` draws per step. Optionally (off by default) the explored block is also
+pulled to the drawn value. ``gsl`` is the same model without this loss (``DEAE`` subclasses
 ``GSL`` and only adds ``exploration_losses``).
+
+``reduction`` sets how each loss combines its terms: ``mean`` averages over every image, swap,
+draw and explored block; ``sum`` (the authors') sums per-term means, each term a mean over the
+batch and the pixels (or code dims): ``recon`` sums the group's images (anchor and one partner per
+factor), ``swap`` the two swaps of each block, ``explore`` the draws and explored blocks.
 
 Settings: the defaults train on aegen's fonts (default blocks: the paper's Fonts layout, 20 dims
 as letter 4, size 4, font colour 4, background colour 3, font (style) 5; Adam lr 1e-4, betas
-(0.9, 0.999); every block explored). The preset ``paper`` (``aegen fit --model deae --preset
-paper``) is the authors' setting: only the background-colour block explored, conv width 64,
-batch 4, 128 px, 1e6 steps. The conv nets are aegen's ``ConvEncoder``/``ConvDecoder``, not the
-authors' 128x128 residual networks with fully connected bottleneck; images in [-1, 1] with a
-tanh decoder, as theirs.
+(0.9, 0.999); every block explored, towards another anchor of the batch, one draw per step, the
+anchor's code a fixed target, mean losses). The preset ``paper`` (``aegen fit --model deae
+--preset paper``) is the authors' setting: only the background-colour block explored, towards the
+partner sharing the letter, 10 draws summed, target not detached, summed losses, conv width 64,
+batch 4, 128 px, 1e6 steps.
 
 Known deviations from the authors' code, with no option here (the ``paper`` preset keeps them):
 
-- the second code of an exploration is another anchor of the batch; theirs is the anchor's
-  partner that shares the letter (the group's letter image);
-- one draw per explored block and step; theirs sums the losses of 10 draws;
-- the re-encoding's target (the anchor's code) is detached; theirs is not, so the exploration
-  loss also moves the anchor's own encoding;
-- each loss is a mean over the group's images (``recon``) and over the 2K swaps (``swap``);
-  theirs sums the per-image mean L1 terms (6 reconstructions, 10 swaps plus the composite), so
-  their reconstruction and swap terms weigh 6 and 10 times what the same weights give here;
+- the conv nets are aegen's ``ConvEncoder``/``ConvDecoder``, not the authors' 128x128 residual
+  networks with fully connected bottleneck (images in [-1, 1] with a tanh decoder, as theirs);
 - their script also has an unsupervised re-encoding loss of an all-partners composite, weight 0
   in their setting, which is not implemented.
 
@@ -49,7 +49,7 @@ a plain AE. ``blocks`` maps each factor name to its slice of the code, for ``aeg
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -65,11 +65,13 @@ FONTS_BLOCKS: dict[str, int] = {"letter": 4, "size": 4, "font_colour": 4, "backg
 
 
 def check_options(blocks: dict[str, int] | None, latent_dim: int | None, weights: dict[str, float],
-                  explore: list[str] | None = None) -> tuple[dict[str, int], list[str]]:
+                  explore: list[str] | None = None, explore_partner: str | None = None,
+                  explore_draws: int = 1) -> tuple[dict[str, int], list[str]]:
     """The cross-field checks of GSL and DEAE; returns the block layout and the explored blocks in use.
 
     ``blocks`` (default ``FONTS_BLOCKS``) maps names to positive sizes whose sum ``latent_dim``
-    must equal when given; every weight is >= 0; ``explore`` (default: every block) names blocks.
+    must equal when given; every weight is >= 0; ``explore`` (default: every block) and
+    ``explore_partner`` (when given) name blocks; ``explore_draws`` is >= 1.
     """
     blocks = dict(FONTS_BLOCKS if blocks is None else blocks)
     if not blocks or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in blocks.values()):
@@ -84,7 +86,25 @@ def check_options(blocks: dict[str, int] | None, latent_dim: int | None, weights
     explored = list(blocks) if explore is None else list(explore)
     if not explored or any(name not in blocks for name in explored):
         raise ValueError(f"--model.explore takes block names from {', '.join(blocks)}, got {explore!r}")
+    if explore_partner is not None and explore_partner not in blocks:
+        raise ValueError(f"--model.explore_partner takes a block name from {', '.join(blocks)} (or null for "
+                         f"another anchor of the batch), got {explore_partner!r}")
+    if explore_draws < 1:
+        raise ValueError(f"--model.explore_draws must be >= 1, got {explore_draws}")
     return blocks, explored
+
+
+def block_mse(pred: Tensor, target: Tensor, mask: Tensor, reduction: Literal["mean", "sum"]) -> Tensor:
+    """MSE of re-encoded codes pred (N, E, B, D) against target on the dims where mask is true.
+
+    ``mean``: one mean over every selected element (all draws N and explored blocks E pooled).
+    ``sum``: for each draw and explored block, the mean over the batch and its selected dims; these
+    N * E terms are summed (the authors' code sums its draws' mean squared errors).
+    """
+    if reduction == "mean":
+        return F.mse_loss(pred[mask], target[mask])
+    squared = (pred - target).square() * mask
+    return (squared.sum((2, 3)) / mask.sum((2, 3))).sum()
 
 
 @register_model("gsl")
@@ -101,6 +121,7 @@ class GSL(GenerativeAE):
         composite_weight: float = 1.0,
         latent_dim: int | None = None,
         lr: float = 1e-4,
+        reduction: Literal["mean", "sum"] = "mean",
         **kwargs,
     ) -> None:
         """
@@ -112,11 +133,16 @@ class GSL(GenerativeAE):
             composite_weight: weight of the all-partners composite loss (paper: 1).
             latent_dim: size of the code; must equal the sum of ``blocks`` (default: that sum; paper: 20).
             lr: Adam learning rate (paper: 1e-4). The paper's conv width is 64 (``width``).
+            reduction: ``mean`` makes each loss a mean over its terms (the group's images, the
+                swaps, DEAE's draws and explored blocks); ``sum`` sums the terms, each a mean over
+                the batch and the pixels (or code dims): ``recon`` weighs the group size (anchor
+                plus one partner per factor) and ``swap`` twice the number of blocks times its mean
+                (paper: ``sum``, as the authors' code).
         """
         blocks, _ = check_options(blocks, latent_dim, {"swap_weight": swap_weight, "composite_weight": composite_weight})
         latent_dim = sum(blocks.values())  # checkpoints record the layout and code size in use
         super().__init__(latent_dim=latent_dim, lr=lr, **kwargs)
-        self.swap_weight, self.composite_weight = swap_weight, composite_weight
+        self.swap_weight, self.composite_weight, self.reduction = swap_weight, composite_weight, reduction
         starts = torch.tensor([0, *blocks.values()]).cumsum(0).tolist()
         self.blocks: dict[str, slice] = {name: slice(a, b) for name, a, b in zip(blocks, starts, starts[1:])}
         self.encoder = ConvEncoder(self.img_shape, self.latent_dim, width=self.hparams.width)
@@ -170,7 +196,8 @@ class GSL(GenerativeAE):
         batch, size = x.shape[:2]
         z = self.encode(x.flatten(0, 1)).unflatten(0, (batch, size))
         anchor = z[:, 0]
-        losses = {"recon": F.l1_loss(self.decode(z.flatten(0, 1)), x.flatten(0, 1))}
+        recon_terms, swap_terms = (size, 2 * len(self.partner_of)) if self.reduction == "sum" else (1, 1)
+        losses = {"recon": recon_terms * F.l1_loss(self.decode(z.flatten(0, 1)), x.flatten(0, 1))}
 
         swapped, targets = [], []
         composite = torch.zeros_like(anchor)
@@ -179,7 +206,7 @@ class GSL(GenerativeAE):
             swapped += [torch.where(mask, partner, anchor), torch.where(mask, anchor, partner)]
             targets += [x[:, 0], x[:, p]]
             composite = torch.where(mask, partner, composite)
-        losses["swap"] = F.l1_loss(self.decode(torch.cat(swapped)), torch.cat(targets))
+        losses["swap"] = swap_terms * F.l1_loss(self.decode(torch.cat(swapped)), torch.cat(targets))
         losses["composite"] = F.l1_loss(self.decode(composite), x[:, 0])
         return losses, z
 
@@ -215,6 +242,9 @@ class DEAE(GSL):
         explore: list[str] | None = None,
         explore_weight: float = 1e-3,
         explore_self: bool = False,
+        explore_partner: str | None = None,
+        explore_draws: int = 1,
+        detach_target: bool = True,
         **kwargs,
     ) -> None:
         """
@@ -224,29 +254,44 @@ class DEAE(GSL):
             explore_weight: weight of the exploration loss (paper: 1e-3).
             explore_self: also pull the explored block of the re-encoded code to the drawn value
                 (paper: off).
+            explore_partner: the second code each new block value is drawn towards: null (default)
+                for another anchor of the batch (a random permutation), or a block name for the
+                anchor's group partner that shares that factor (paper: ``letter``).
+            explore_draws: draws per explored block and step; ``reduction`` averages (``mean``) or
+                sums (``sum``) their losses (paper: 10, summed).
+            detach_target: the anchor's code is a fixed target of the re-encoding; false lets the
+                exploration loss also move the anchor's encoding (paper: false).
         """
         super().__init__(**kwargs)
-        _, self.explore = check_options(self.block_sizes, None, {"explore_weight": explore_weight}, explore)
+        _, self.explore = check_options(self.block_sizes, None, {"explore_weight": explore_weight}, explore,
+                                        explore_partner, explore_draws)
         self.explore_weight, self.explore_self = explore_weight, explore_self
+        self.explore_partner, self.explore_draws, self.detach_target = explore_partner, explore_draws, detach_target
 
-    def exploration_losses(self, anchor: Tensor) -> dict[str, Tensor]:
-        """Directed exploration with encoder reuse on anchor codes (B, D): ``explore`` (and ``explore_self``)."""
-        batch = len(anchor)
-        other = anchor[torch.randperm(batch, generator=self.noise, device=self.device)]
+    def exploration_partner(self, z: Tensor) -> Tensor:
+        """The codes (B, D) that group codes z (B, 1+K, D) explore towards (``explore_partner``)."""
+        if self.explore_partner is None:
+            return z[:, 0][torch.randperm(len(z), generator=self.noise, device=self.device)]
+        return z[:, self.partner_of[self.explore_partner]]
+
+    def exploration_losses(self, z: Tensor) -> dict[str, Tensor]:
+        """Directed exploration with encoder reuse on group codes (B, 1+K, D): ``explore`` (and ``explore_self``)."""
+        anchor, other = z[:, 0], self.exploration_partner(z)
         masks = torch.stack([self.block_mask(name) for name in self.explore])  # (E, D)
-        u = torch.rand(len(masks), batch, self.latent_dim, generator=self.noise, device=self.device)
+        shape = (self.explore_draws, len(masks), len(anchor), self.latent_dim)
+        u = torch.rand(shape, generator=self.noise, device=self.device)
         drawn = anchor + u * (other - anchor)  # element-wise uniform between the two codes
-        explored = torch.where(masks[:, None], drawn, anchor)  # (E, B, D): one block changed each
-        reencoded = self.encode(self.decode(explored.flatten(0, 1))).unflatten(0, explored.shape[:2])
-        target = anchor.detach().expand_as(reencoded)
+        explored = torch.where(masks[:, None], drawn, anchor)  # (N, E, B, D): one block changed each
+        reencoded = self.encode(self.decode(explored.flatten(0, 2))).unflatten(0, shape[:3])
+        target = (anchor.detach() if self.detach_target else anchor).expand_as(reencoded)
         keep = ~masks[:, None].expand_as(reencoded)
-        losses = {"explore": F.mse_loss(reencoded[keep], target[keep])}
+        losses = {"explore": block_mse(reencoded, target, keep, self.reduction)}
         if self.explore_self:
-            losses["explore_self"] = F.mse_loss(reencoded[~keep], explored.detach()[~keep])
+            losses["explore_self"] = block_mse(reencoded, explored.detach(), ~keep, self.reduction)
         return losses
 
     def extra_losses(self, z: Tensor) -> dict[str, Tensor]:
-        return self.exploration_losses(z[:, 0])
+        return self.exploration_losses(z)
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
         explore = losses["explore"] + losses.get("explore_self", 0.0)

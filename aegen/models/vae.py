@@ -12,6 +12,18 @@ from aegen.nets import ConvDecoder, ConvEncoder
 from aegen.registry import register_model
 
 
+def gaussian_posterior(h: Tensor) -> tuple[Tensor, Tensor]:
+    """Split an encoder output (B, 2 * latent_dim) into the mean and log-variance of a diagonal Gaussian
+    q(z|x); the log-variance is clamped to [-30, 20] so that its exponential stays finite."""
+    mu, logvar = h.chunk(2, dim=-1)
+    return mu, logvar.clamp(-30, 20)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
+    """A draw mu + sigma * eps from N(mu, exp(logvar)) given standard normal noise ``eps``."""
+    return mu + (0.5 * logvar).exp() * eps
+
+
 @register_model("vae")
 class VAE(GenerativeAE):
     """Variational autoencoder; --model.beta > 1 gives the beta-VAE."""
@@ -30,8 +42,7 @@ class VAE(GenerativeAE):
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z|x)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        return mu, logvar.clamp(-30, 20)
+        return gaussian_posterior(self.encoder(x))
 
     def encode(self, x: Tensor) -> Tensor:
         return self.posterior(x)[0]
@@ -47,7 +58,7 @@ class VAE(GenerativeAE):
     def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
         """Reconstruction (squared error summed over pixels) and KL, each averaged over the batch."""
         mu, logvar = self.posterior(x)
-        z = mu + (0.5 * logvar).exp() * self.randn(*mu.shape)
+        z = reparameterize(mu, logvar, self.randn(*mu.shape))
         recon = F.mse_loss(self.decode(z), x, reduction="none").flatten(1).sum(1).mean()
         kl = gaussian_kl(mu, logvar).mean()
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}

@@ -6,6 +6,8 @@ from aegen.data import mnist  # noqa: F401
 from aegen.data import cifar_svhn  # noqa: F401
 from aegen.data import celeba  # noqa: F401
 from aegen.data import folder  # noqa: F401
+from aegen.data import arrays  # noqa: F401
+from aegen.data.arrays import TensorData
 from aegen.data.base import AEDataModule, InMemoryLoader
 
-__all__ = ["AEDataModule", "InMemoryLoader"]
+__all__ = ["AEDataModule", "InMemoryLoader", "TensorData"]

@@ -218,6 +218,8 @@ class AEDataModule(pl.LightningDataModule):
     factor_names: list[str] | None = None
     factor_sizes: list[int] | None = None
     attribute_names: list[str] | None = None
+    #: arguments that are data, not settings: left out of the hyperparameters, logs and checkpoints
+    data_arguments: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -244,7 +246,7 @@ class AEDataModule(pl.LightningDataModule):
                 groups switch this on).
         """
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(self.data_arguments))
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.root = Path(root).expanduser() if root else default_root()

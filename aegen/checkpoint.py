@@ -108,18 +108,26 @@ def first_nonfinite(checkpoint: dict[str, Any]) -> str | None:
 
 
 def read_checkpoint(path: str | Path, finite: bool = True) -> dict[str, Any]:
-    """Read an aegen checkpoint with ``torch.load(weights_only=True)``; refuse anything else.
+    """Read an aegen checkpoint with ``torch.load(weights_only=True)``, or a folder written by
+    ``aegen export`` (``aegen.export.read_export``: safetensors and YAML); refuse anything else.
 
     With ``finite`` (the default) a checkpoint whose weights hold NaN or inf is refused too.
     """
+    from aegen.export import is_export, read_export
+
     path = Path(path)
-    if not path.is_file():
+    if is_export(path):
+        checkpoint = read_export(path)
+    elif not path.is_file():
         where = "a directory, not a checkpoint file" if path.is_dir() else "not there"
+        if (path / "checkpoints").is_dir():
+            where = "a run folder: pass its checkpoints/last.ckpt"
         raise AegenError(
             f"no checkpoint at {path} ({where}); pass a .ckpt written by `aegen fit` "
-            "(runs/<model>-<data>/version_N/checkpoints/last.ckpt)"
+            "(runs/<model>-<data>/version_N/checkpoints/last.ckpt) or a folder written by `aegen export`"
         )
-    checkpoint = _safe_load(path, "checkpoint")
+    else:
+        checkpoint = _safe_load(path, "checkpoint")
     if (not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict)
             or not isinstance(checkpoint.get("aegen"), dict) or "model" not in checkpoint["aegen"]):
         raise AegenError(f"{path} is not an aegen checkpoint (no aegen metadata); train one with `aegen fit`")
@@ -178,13 +186,16 @@ def _origin(checkpoint: dict[str, Any]) -> str:
     if written != __version__:
         return (f"it was written by aegen {written} and this is aegen {__version__}, whose options or weights "
                 f"differ: load it with aegen {written} (pip install aegen=={written}) or retrain")
-    return "were its hyperparameters or weights edited? Use a checkpoint written by `aegen fit`"
+    return ("were its hyperparameters or weights edited? Use a checkpoint written by `aegen fit` (or a folder "
+            "written by `aegen export`)")
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the model saved in an aegen checkpoint, with the sampler it records, in eval mode.
+    """Rebuild the model saved in an aegen checkpoint (or a folder written by ``aegen export``), with
+    the sampler it records, in eval mode.
 
     >>> model = aegen.load("runs/ae-digits/version_0/checkpoints/last.ckpt")
+    >>> model = aegen.load("exports/ae-digits")  # a folder written by `aegen export`
     >>> images = model.sample(16)
     """
     checkpoint = read_checkpoint(path)

@@ -25,7 +25,7 @@ from jsonargparse import ArgumentParser
 
 from aegen import registry
 from aegen.argtypes import MAX_SHEET
-from aegen.commands import attribute, edit, explore, interpolate, list_names, prior, sample, traverse
+from aegen.commands import attribute, edit, explore, export, interpolate, list_names, prior, sample, traverse
 from aegen.errors import AegenError
 from aegen.evaluate import evaluate
 
@@ -40,7 +40,7 @@ class UsageError(AegenError):
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "list": list_names, "evaluate": evaluate, "sample": sample, "interpolate": interpolate, "traverse": traverse,
-    "attribute": attribute, "explore": explore, "edit": edit, "prior": prior,
+    "attribute": attribute, "explore": explore, "edit": edit, "prior": prior, "export": export,
 }
 SKIP = {"evaluate": {"data_options"}}  # evaluate's --data.x VALUE flags: see _data_options
 

@@ -1,4 +1,4 @@
-"""The tool commands of ``aegen`` (sample, interpolate, traverse, attribute, explore, edit, prior, list),
+"""The tool commands of ``aegen`` (sample, interpolate, traverse, attribute, explore, edit, prior, export, list),
 each a typed function: ``aegen.cli`` builds its options, defaults and help from the signature and
 docstring (jsonargparse), the types of ``aegen.argtypes`` check every value. Each imports torch
 when called, not before. The sheet commands return the path of the PNG they wrote.
@@ -11,8 +11,9 @@ from typing import Literal
 
 from aegen import registry
 from aegen.argtypes import MAX_SHEET, AtLeast2, Count, ImageFile, Index, OutputFile, PositiveNumber, Range, Seed
-from aegen.argtypes import SheetSide, SheetSize, Steps
+from aegen.argtypes import OutputDir, SheetSide, SheetSize, Steps
 from aegen.errors import AegenError
+from aegen.landmarks import LandmarkAttribute
 
 DECODE_BATCH = 256  # codes decoded at a time, so that memory does not grow with the sheet
 
@@ -145,14 +146,19 @@ def traverse(checkpoint: Path, out: ImageFile = "traversal.png", steps: Steps = 
     return save_sheet(sheet, out)
 
 
-def attribute(checkpoint: Path, *, attr: str, strengths: Range = Range("-3,3"), steps: Steps = 7, num: SheetSide = 8,
-              bank: AtLeast2 = 10000, out: ImageFile = "attribute.png") -> Path:
+def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkAttribute | None = None,
+              strengths: Range = Range("-3,3"), steps: Steps = 7, num: SheetSide = 8, bank: AtLeast2 = 10000,
+              out: ImageFile = "attribute.png") -> Path:
     """A PNG sheet of attribute vectors added to test images (rows: images, columns: strengths).
 
     Args:
         checkpoint: an aegen checkpoint.
         attr: a named attribute (CelebA: Smiling, Male, ...), a factor value (fonts: letter=3) or a
             class (class=3).
+        landmarks: instead of --attr, a continuous attribute computed from the data's facial landmarks
+            (CelebA's list_landmarks_align_celeba.txt); rotation: head rotation, the nose's distance to
+            the mean left vs right eye/mouth point (GAIA's Figure 6); strength 1 is one standard
+            deviation of it in the regressed images.
         strengths: LOW,HIGH multiples of the attribute vector.
         steps: columns: strengths from LOW to HIGH, at least 2.
         num: test images, one per row.
@@ -162,18 +168,24 @@ def attribute(checkpoint: Path, *, attr: str, strengths: Range = Range("-3,3"), 
     import torch
 
     from aegen.checkpoint import load, load_datamodule
+    from aegen.landmarks import landmark_attribute
     from aegen.latent import attribute_table, attribute_vectors, encode_all
     from aegen.viz import save_sheet
 
+    if (attr is None) == (landmarks is None):
+        raise AegenError("give exactly one of --attr NAME and --landmarks rotation")
     _check_sheet(num, steps, "--num x --steps")
     model = load(checkpoint)
     datamodule = load_datamodule(checkpoint)
     images, labels = datamodule.tensors("train", bank)
-    names, table = attribute_table(datamodule, labels)
-    if attr not in names:
+    if landmarks is not None:
+        names, table = [landmarks], landmark_attribute(datamodule, landmarks, "train", bank).unsqueeze(1)
+    else:
+        names, table = attribute_table(datamodule, labels)
+    if attr is not None and attr not in names:
         shown = ", ".join(names[:50]) + (", …" if len(names) > 50 else "")
         raise AegenError(f"unknown attribute {attr!r} for {datamodule.registry_name}; choose one of: {shown}")
-    vector = attribute_vectors(encode_all(model, images), table.to(model.device))[names.index(attr)]
+    vector = attribute_vectors(encode_all(model, images), table.to(model.device))[names.index(attr or landmarks)]
     values = torch.linspace(*strengths, steps, device=model.device)
     x = datamodule.tensors("test", num)[0]
     codes = encode_all(model, x).unsqueeze(1) + values.view(1, -1, 1) * vector
@@ -286,3 +298,18 @@ def prior(checkpoint: Path, *, out: OutputFile, kind: Literal["gan", "gmm"] = "g
     fit_prior(checkpoint, out, kind=kind, steps=steps, batch_size=batch_size, seed=seed, gmm_components=components,
               **gan)
     print(f"checkpoint: {out}")
+
+
+def export(checkpoint: Path, *, out: OutputDir, num: SheetSize = 64, seed: Seed = 0) -> Path:
+    """A shareable folder of a trained model: model.safetensors, config.yaml, a model card README.md
+    and samples.png; `aegen.load(DIR)` and every command taking a checkpoint read it, running no code.
+
+    Args:
+        checkpoint: an aegen checkpoint (or an exported folder).
+        out: the folder to write.
+        num: images in samples.png, 1 to 10,000.
+        seed: seed of the sampled codes.
+    """
+    from aegen.export import export as write_export
+
+    return write_export(checkpoint, out, num_samples=num, seed=seed)

@@ -23,11 +23,15 @@ edit           ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc`` (+ per facto
 recon          ``recon_mse``, ``psnr``, ``ssim`` on the test split
 interp         ``interp_fid_judge``: judge FID of decoded midpoints of random test pairs vs
                the test images
+codes          no keys: ``codes_tsne.png``, a t-SNE of generated codes (the codes ``sample``
+               decodes) against encoder codes of test images (Wang, Peng & Ko 2020, Figs. 11
+               and 13); in the default set unless the model samples from a Gaussian fitted
+               to its codes (plain autoencoders' default sampler)
 =============  ==========================================================================
 
-The default set is every group that applies and needs no external weights. ``seeds`` > 1
-repeats the sampling-based groups with seeds ``seed .. seed + seeds - 1`` and reports the mean
-under each key and the standard deviation over seeds under ``<key>_seed_std``.
+The default set is every group that applies and needs no external weights (``codes`` only as
+said above). ``seeds`` > 1 repeats the sampling-based groups with seeds ``seed .. seed + seeds - 1``
+and reports the mean under each key and the standard deviation over seeds under ``<key>_seed_std``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from aegen.errors import AegenError
 # `aegen --help` stays fast (no TYPE_CHECKING block either: jsonargparse runs those to resolve annotations)
 _LAZY = {**dict.fromkeys(("GROUPS", "INCEPTION_GROUPS", "Evaluation", "MetricGroup", "conditional_accuracy",
                           "metric_group", "parse_groups"), "aegen.metric_groups"),
-         **dict.fromkeys(("code_scatter", "report", "write_sheets"), "aegen.report")}
+         **dict.fromkeys(("code_scatter", "codes_tsne", "report", "write_sheets"), "aegen.report")}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +57,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aegen.evaluate' has no attribute {name!r}")
+
+
+def _out_folder(checkpoint: str | Path, out: str | Path | None) -> Path:
+    """``out``, or by default the checkpoint's run's ``eval/`` (an exported model folder: its own ``eval/``), created."""
+    if out is None:
+        source = Path(checkpoint).resolve()
+        out = source / "eval" if source.is_dir() else source.parent.parent / "eval"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Path(out)
 
 
 def evaluate(
@@ -68,6 +81,7 @@ def evaluate(
     interp_samples: AtLeast2 = 10_000,
     num_reference: AtLeast2 | None = None,
     disentangle_points: AtLeast10 = 10_000,
+    tsne_points: AtLeast10 = 500,
     device: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a checkpoint -> DIR/metrics.json, DIR/report.md and image sheets (--data NAME and
@@ -77,8 +91,8 @@ def evaluate(
         checkpoint: an aegen checkpoint.
         out: output directory (default: the checkpoint's run folder's ``eval``).
         metrics: group names, comma-separated (or a list): fid, is, kid, pr (Inception), judge,
-            cluster, disentangle, edit, recon, interp; default: every group that applies and needs
-            no external weights.
+            cluster, disentangle, edit, recon, interp, codes; default: every group that applies and
+            needs no external weights (codes: unless the model samples a Gaussian fitted to its codes).
         num_samples: generated images for the sample-quality groups (standard protocol: 50,000).
         seeds: repeat the sampling-based groups with this many seeds (mean and std over seeds).
         seed: the first seed.
@@ -92,32 +106,32 @@ def evaluate(
             sample-quality groups (default: the whole training split, the standard protocol).
         disentangle_points: training points of the disentanglement metrics (test points: half);
             disentanglement_lib's default 10,000 (DCI's gradient-boosted trees dominate the time).
+        tsne_points: generated codes, and encoder codes of test images, in the t-SNE of ``codes``.
         device: cuda or cpu (default: cuda when available).
     """
     from aegen.metric_groups import Evaluation, parse_groups
     from aegen.report import report, write_sheets
 
     _check_numbers(num_samples=num_samples, seeds=seeds, interp_samples=interp_samples, num_reference=num_reference,
-                   disentangle_points=disentangle_points)
+                   disentangle_points=disentangle_points, tsne_points=tsne_points)
     requested = parse_groups(metrics)
     weights = _inception_weights(requested, inception_weights)  # fail before any work when absent
     model, datamodule = _model_and_data(checkpoint, data, data_options, device)
+    out = _out_folder(checkpoint, out)
     ev = Evaluation(model, datamodule, num_samples, interp_samples, seed, num_reference, disentangle_points,
-                    inception_weights=weights)
+                    inception_weights=weights, tsne_points=tsne_points, out=out)
     runs, skipped = _plan(ev, requested)
     result = _result(ev, _measure(ev, runs, seed, seeds), runs, skipped, checkpoint, seed, seeds)
-    out = Path(checkpoint).resolve().parent.parent / "eval" if out is None else Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     sheets = write_sheets(model, datamodule, out, seed)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "report.md").write_text(report(result, sheets))
+    (out / "report.md").write_text(report(result, {**sheets, **ev.figures}))
     return result
 
 
 def _check_numbers(**values: int | None) -> None:
     """The checks the command line's types make, for callers from Python: an AegenError naming the option."""
     kinds = {"num_samples": AtLeast2, "interp_samples": AtLeast2, "num_reference": AtLeast2, "seeds": Count,
-             "disentangle_points": AtLeast10}
+             "disentangle_points": AtLeast10, "tsne_points": AtLeast10}
     for name, value in values.items():
         try:
             if value is not None:
@@ -163,6 +177,7 @@ def _plan(ev: Evaluation, requested: tuple[str, ...] | None) -> tuple[list[str],
     ev.requested = names
     skipped = {n: r for n in names if (r := GROUPS[n].skip_reason(ev))}
     if requested is None:
+        skipped.update({n: r for n in names if n not in skipped and (r := GROUPS[n].off_by_default(ev))})
         skipped.update({n: "needs Inception weights: --metrics fid,is,kid,pr --inception_weights PATH"
                         for n, g in GROUPS.items() if g.needs_weights})
     return [n for n in names if n not in skipped], skipped

@@ -2,7 +2,8 @@
 
 A group is a function of an ``Evaluation`` context registered under a name with ``metric_group``;
 it says whether it applies (a dataset without classes has no judge, one without factors no
-disentanglement) and returns flat ``name -> number`` entries.
+disentanglement) and returns flat ``name -> number`` entries; a group may also draw a figure into
+``Evaluation.out`` and name it in ``Evaluation.figures``, which ``report.md`` links.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ class Evaluation:
     requested: tuple[str, ...] = ()
     inception_weights: Path | None = None
     batch_size: int = 256
+    tsne_points: int = 500
+    out: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: figures the groups drew into ``out``: title -> file name, linked from ``report.md``
+    figures: dict[str, str] = field(default_factory=dict)
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -95,11 +100,13 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class MetricGroup:
-    """A named group of metrics: ``run`` returns its keys, ``skip_reason`` says why it does not apply."""
+    """A named group of metrics: ``run`` returns its keys, ``skip_reason`` says why it does not apply,
+    ``off_by_default`` why it is left out of the default set (it still runs when named)."""
 
     name: str
     run: Callable[[Evaluation], dict[str, float]]
     skip_reason: Callable[[Evaluation], str | None] = lambda ev: None
+    off_by_default: Callable[[Evaluation], str | None] = lambda ev: None
     needs_weights: bool = False
     stochastic: bool = True
 
@@ -218,6 +225,39 @@ def interp_group(ev: Evaluation) -> dict[str, float]:
     out = fidelity.fidelity(midpoints, test, ("fid",), JUDGE, judge_path(ev.datamodule), ev.device,
                             seed=ev.seed, suffix="_judge")
     return {"interp_fid_judge": out["fid_judge"]}
+
+
+def _no_generated_codes(ev: Evaluation) -> str | None:
+    if ev.out is None:
+        return "no output folder to draw the figure in"
+    from aegen.report import has_generated_codes
+
+    if not has_generated_codes(ev.model):
+        return f"{type(ev.model).__name__} has no generated codes (neither a prior nor a sampler)"
+    return None
+
+
+def _codes_from_fitted_gaussian(ev: Evaluation) -> str | None:
+    from aegen.samplers.gaussian import GaussianSampler
+
+    if isinstance(ev.model.sampler, GaussianSampler):
+        return "the model samples from a Gaussian fitted to its codes: --metrics codes draws it anyway"
+    return None
+
+
+@metric_group("codes", skip_reason=_no_generated_codes, off_by_default=_codes_from_fitted_gaussian, stochastic=False)
+def codes_group(ev: Evaluation) -> dict[str, float]:
+    """``codes_tsne.png``: a t-SNE of ``tsne_points`` generated codes (the codes ``sample`` decodes) and as
+    many encoder codes of test images (fewer when the test split is smaller); no numbers."""
+    from aegen.report import codes_tsne
+
+    real = ev.encoded("test", limit=ev.tsne_points).codes
+    generator = torch.Generator(device=ev.device).manual_seed(ev.seed)
+    with torch.no_grad():
+        fake = ev.model.generated_codes(len(real), generator).float().cpu()
+    path = codes_tsne(fake, real, ev.out / "codes_tsne.png", ev.seed)
+    ev.figures["generated codes against encoder codes of test images, t-SNE"] = path.name
+    return {}
 
 
 def parse_groups(metrics: str | list[str] | None) -> tuple[str, ...] | None:

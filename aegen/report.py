@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +13,89 @@ import torch
 from aegen.latent import encode_all
 from aegen.viz import interpolation_sheet, recon_sheet, save_sheet
 
+
+@torch.no_grad()
+def has_generated_codes(model) -> bool:
+    """Whether the model draws the codes ``sample`` decodes: False when it has neither a prior nor a sampler."""
+    cuda = [model.device.index or 0] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # a prior that also draws from the global generator leaves it as it was
+        try:
+            model.generated_codes(2, torch.Generator(device=model.device).manual_seed(0))
+        except NotImplementedError:
+            return False
+    return True
+
+
 @torch.no_grad()
 def write_sheets(model, datamodule, out: Path, seed: int = 0) -> dict[str, str]:
-    """Samples, reconstructions, interpolations, per-dimension traversals and a 2-D map of test codes."""
+    """Samples, reconstructions, interpolations, per-dimension traversals and a 2-D map of test codes
+    (no samples or traversals, which draw generated codes, for a model without them)."""
     x, y = datamodule.tensors("test", 512)
     x = x.to(model.device)
     generator = torch.Generator(device=model.device).manual_seed(seed)
+    generates = has_generated_codes(model)
     sheets = {
-        "samples": save_sheet(model.sample(64, generator=generator), out / "samples.png"),
+        "samples": save_sheet(model.sample(64, generator=generator), out / "samples.png") if generates else None,
         "reconstructions": save_sheet(recon_sheet(model, x[:32]), out / "reconstructions.png"),
         "interpolations": save_sheet(interpolation_sheet(model, x[:16]), out / "interpolations.png"),
-        "traversals (one code dimension per row)": save_sheet(model.traversal(x[:1], steps=10), out / "traversals.png"),
+        "traversals (one code dimension per row)":
+            save_sheet(model.traversal(x[:1], steps=10), out / "traversals.png") if generates else None,
         "test codes, first two principal components": code_scatter(model, x, datamodule.class_labels(y), out / "codes_pca.png"),
     }
-    return {title: path.name for title, path in sheets.items()}
+    return {title: path.name for title, path in sheets.items() if path is not None}
+
+
+@contextmanager
+def _figure(path: Path, title: str, xlabel: str, ylabel: str) -> Iterator[Any]:
+    """Axes of a 5x5-inch figure that is saved as ``path`` (matplotlib's Agg backend) when the block ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    try:
+        yield ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
 
 
 @torch.no_grad()
 def code_scatter(model, images: torch.Tensor, labels: torch.Tensor | None, path: Path) -> Path:
     """A PNG scatter plot of the codes' first two principal components, coloured by class label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
     codes = encode_all(model, images, device="cpu").double().numpy()
     points = PCA(n_components=2).fit_transform(codes) if codes.shape[1] >= 2 else np.c_[codes, np.zeros(len(codes))]
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    scatter = ax.scatter(points[:, 0], points[:, 1], s=6, c=None if labels is None else labels.numpy(), cmap="tab10")
-    if labels is not None and len(labels.unique()) <= 20:
-        ax.legend(*scatter.legend_elements(), title="class", fontsize=6, loc="best", markerscale=0.8)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(f"{len(codes)} test codes")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with _figure(path, f"{len(codes)} test codes", "PC 1", "PC 2") as ax:
+        colours = None if labels is None else labels.numpy()
+        scatter = ax.scatter(points[:, 0], points[:, 1], s=6, c=colours, cmap="tab10")
+        if labels is not None and len(labels.unique()) <= 20:
+            ax.legend(*scatter.legend_elements(), title="class", fontsize=6, loc="best", markerscale=0.8)
+    return path
+
+
+def codes_tsne(generated: torch.Tensor, encoded: torch.Tensor, path: Path, seed: int = 0) -> Path:
+    """A PNG of a 2-D t-SNE (scikit-learn, PCA start, ``random_state=seed``) of generated codes and encoder
+    codes, in two colours: whether the codes a model samples from cover the encoder's (Wang, Peng & Ko
+    2020, Figs. 11 and 13)."""
+    from sklearn.manifold import TSNE
+
+    codes = torch.cat([generated, encoded]).double().numpy()
+    tsne = TSNE(n_components=2, perplexity=min(30.0, (len(codes) - 1) / 3),
+                init="pca" if codes.shape[1] >= 2 else "random", random_state=seed)
+    points = tsne.fit_transform(codes)
+    title = f"{len(generated)} generated and {len(encoded)} encoder codes"
+    with _figure(path, title, "t-SNE 1", "t-SNE 2") as ax:
+        for part, label, colour in ((points[:len(generated)], "generated codes", "tab:orange"),
+                                    (points[len(generated):], "encoder codes of test images", "tab:blue")):
+            ax.scatter(part[:, 0], part[:, 1], s=6, c=colour, label=label, alpha=0.7)
+        ax.legend(loc="best", fontsize=8, markerscale=1.5)
     return path
 
 

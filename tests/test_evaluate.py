@@ -311,3 +311,47 @@ def test_judge_cache_key_ignores_loader_settings_but_not_data_settings(tmp_path)
     base = dataset_key(Fonts(root=str(tmp_path)))
     assert dataset_key(Fonts(root=str(tmp_path / "other"), batch_size=7, groups=True)) == base
     assert dataset_key(Fonts(root=str(tmp_path), subset={"letter": 10})) != base
+
+
+def test_codes_tsne_of_a_learned_prior_is_in_the_default_set_and_linked_from_the_report(capsys, tmp_path):
+    from PIL import Image
+
+    from aegen.evaluate import Evaluation, _model_and_data, _plan
+
+    ckpt = fit_cli(capsys, "--model", "codegen_aae", *TINY, "--model.generator_hidden", "[16]",
+                   "--model.code_disc_hidden", "[16]", "--model.disc_fc", "16", "--trainer.max_steps", "2")
+    runs, skipped = _plan(Evaluation(*_model_and_data(ckpt, None, None, "cpu"), out=tmp_path), None)
+    assert "codes" in runs and "codes" not in skipped
+    assert main(["evaluate", str(ckpt), "--out", "ev", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["groups"] == ["recon", "codes"] and "codes" not in out["skipped"]
+    with Image.open(tmp_path / "ev" / "codes_tsne.png") as image:
+        image.verify()
+        assert image.format == "PNG" and min(image.size) >= 100
+    assert "(codes_tsne.png)" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_codes_tsne_is_off_by_default_for_a_fitted_gaussian_and_skipped_without_generated_codes(
+        capsys, trained_ae, tmp_path, monkeypatch):
+    import aegen.checkpoint
+    from aegen.evaluate import Evaluation, _model_and_data, _plan
+
+    runs, skipped = _plan(Evaluation(*_model_and_data(trained_ae, None, None, "cpu"), out=tmp_path), None)
+    assert "codes" not in runs and "--metrics codes" in skipped["codes"]
+    # asked for, a plain AE's Gaussian codes are drawn
+    assert main(["evaluate", str(trained_ae), "--out", "ev", "--metrics", "codes", "--tsne_points", "100"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == ["codes"]
+    assert (tmp_path / "ev" / "codes_tsne.png").is_file()
+
+    def without_sampler(*args, **kwargs):  # neither a prior nor a sampler: no generated codes
+        model = load(*args, **kwargs)
+        model.sampler = None
+        return model
+
+    load = aegen.checkpoint.load
+    monkeypatch.setattr(aegen.checkpoint, "load", without_sampler)
+    assert main(["evaluate", str(trained_ae), "--out", "ev2", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["groups"] == ["recon"] and "no generated codes" in out["skipped"]["codes"]
+    assert not (tmp_path / "ev2" / "codes_tsne.png").exists()
+    assert "`codes`: " in (tmp_path / "ev2" / "report.md").read_text()

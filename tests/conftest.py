@@ -111,3 +111,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_ae_checkpoint(root: Path) -> Path:
+    """Train a tiny AE for two steps on digits through ``aegen fit`` in ``root`` (its own data cache);
+    return its last.ckpt. For module-scoped fixtures (``tmp_path_factory.mktemp(...)``)."""
+    from aegen.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("AEGEN_DATA", str(root / "data"))
+        assert main(["fit", *FAST, "--model", "ae", "--model.latent_dim", "4", "--model.width", "8",
+                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--data.batch_size", "16",
+                     "--trainer.default_root_dir", str(root)]) == 0
+    (path,) = root.glob("runs/ae-digits/version_*/checkpoints/last.ckpt")
+    return path

@@ -14,22 +14,13 @@ from aegen.checkpoint import read_state_dict
 from aegen.cli import main
 from aegen.errors import AegenError
 from aegen.evaluate import evaluate
-from tests.conftest import FAST
+from tests.conftest import tiny_ae_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny AE trained for two steps on digits, once for this module."""
-    root = tmp_path_factory.mktemp("bad-inputs-run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("AEGEN_DATA", str(root / "data"))
-        assert main(["fit", *FAST, "--model", "ae", "--model.latent_dim", "4", "--model.width", "8",
-                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-                     "--trainer.limit_val_batches", "1", "--data.batch_size", "16",
-                     "--trainer.default_root_dir", str(root)]) == 0
-    (path,) = root.glob("runs/ae-digits/version_*/checkpoints/last.ckpt")
-    return path
+    return tiny_ae_checkpoint(tmp_path_factory.mktemp("bad-inputs-run"))
 
 
 def _error(capsys, argv) -> str:

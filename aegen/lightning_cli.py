@@ -9,9 +9,12 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -26,7 +29,39 @@ from aegen.io import remove_stale_temporaries
 from aegen.models.base import GenerativeAE
 from aegen.viz import ImageSheets
 
-LOGGERS = ("csv", "tensorboard", "wandb")
+LoggerName = Literal["csv", "tensorboard", "wandb"]
+LOGGERS = get_args(LoggerName)
+
+
+class Trainer(pl.Trainer):
+    """Lightning's Trainer whose ``logger`` also takes aegen's names, so ``trainer: {logger: tensorboard}``
+    works in a config file as ``--logger tensorboard`` does (AegenCLI builds those loggers)."""
+
+    def __init__(self, logger: Logger | Iterable[Logger] | bool | LoggerName | None = None, **kwargs: Any) -> None:
+        """
+        Args:
+            logger: a name (csv, tensorboard, wandb: aegen's loggers, as ``--logger``), Lightning logger(s), or
+                None/True (aegen's loggers chosen by ``--logger``); False disables logging.
+        """
+        super().__init__(logger=logger, **kwargs)
+
+
+@dataclass
+class WandbOptions:
+    """Settings of the wandb run that ``--logger wandb`` starts.
+
+    Args:
+        project: wandb project of the run.
+        entity: wandb user or team that owns the project (None: the account's default).
+        tags: tags of the run.
+        log_model: upload checkpoints as wandb artifacts: False, True (at the end of training) or "all"
+            (every checkpoint as it is saved); needs an online run (WANDB_API_KEY set).
+    """
+
+    project: str = "aegen"
+    entity: str | None = None
+    tags: list[str] | None = None
+    log_model: bool | Literal["all"] = False
 
 
 def class_path(cls: type) -> str:
@@ -151,6 +186,7 @@ class AegenCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--logger", choices=LOGGERS, default="csv",
                             help="metrics loggers: CSV always, plus TensorBoard or wandb (offline without an API key)")
+        parser.add_class_arguments(WandbOptions, "wandb")
         parser.link_arguments("data.img_shape", "model.init_args.img_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         # two checkpoints per run: the best by val/loss, and last.ckpt after every epoch (since
@@ -171,17 +207,19 @@ class AegenCLI(LightningCLI):
         except KeyError:  # Lightning before 2.4 has no weights_only argument
             pass
 
-    def _loggers(self, kind: str, root: Path, name: str, version: int) -> list[Logger]:
+    def _loggers(self, kind: str, wandb: WandbOptions, root: Path, name: str, version: int) -> list[Logger]:
         csv = training.RunCSVLogger(root / "runs", name=name, version=version)
         loggers: list[Logger] = [csv]
         if kind == "tensorboard":
-            loggers.append(TensorBoardLogger(root / "runs", name=name, version=f"version_{version}", sub_dir="tensorboard"))
+            loggers.append(TensorBoardLogger(root / "runs", name=name, version=f"version_{version}",
+                                             sub_dir="tensorboard", default_hp_metric=False))
         elif kind == "wandb":
             from pytorch_lightning.loggers import WandbLogger
 
+            run = root / "runs" / name / f"version_{version}"
             offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
-            loggers.append(WandbLogger(name=f"{name}-version_{version}", project="aegen", offline=offline,
-                                       save_dir=str(root / "runs" / name / f"version_{version}")))
+            loggers.append(WandbLogger(name=f"{name}-version_{version}", project=wandb.project, entity=wandb.entity,
+                                       tags=wandb.tags, log_model=wandb.log_model, offline=offline, save_dir=str(run)))
         return loggers
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -223,8 +261,10 @@ class AegenCLI(LightningCLI):
         root = Path(trainer.get("default_root_dir") or ".")
         self.new_run: Path | None = None
         self.preempted_checkpoint: Path | None = None
-        if trainer.get("logger") in (None, True):
-            kwargs.setdefault("logger", self._loggers(config["logger"], *self._run_version(root)))
+        logger = trainer.get("logger")
+        if logger in (None, True, *LOGGERS):  # a name in trainer.logger (a config file's) outranks --logger
+            kind = logger if isinstance(logger, str) else config["logger"]
+            kwargs.setdefault("logger", self._loggers(kind, config["wandb"], *self._run_version(root)))
         if not trainer.get("plugins"):
             kwargs.setdefault("plugins", [training.AtomicCheckpointIO()])
         if trainer.get("strategy", "auto") == "auto" and _num_devices(trainer) > 1:
@@ -294,6 +334,7 @@ def run_lightning(argv: list[str]) -> None:
         save_config_kwargs={"overwrite": False},
         auto_configure_optimizers=False,
         seed_everything_default=0,
+        trainer_class=Trainer,
         trainer_defaults={"log_every_n_steps": 10, "max_epochs": 10},
     )
     if command == "fit":

@@ -7,19 +7,29 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torchvision.utils import save_image
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+from torchvision.utils import make_grid, save_image
 
 from aegen.errors import AegenError
 
 
-def save_sheet(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save images in [-1, 1] as one PNG grid: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
+def sheet_grid(images: Tensor, nrow: int | None = None) -> Tensor:
+    """One (C, H, W) grid in [0, 1] of images in [-1, 1]: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
     if images.dim() == 5:
         nrow = images.shape[1]
         images = images.flatten(0, 1)
     if len(images) == 0:
-        raise AegenError(f"no images to write to {path}")
+        raise AegenError("no images to put in a sheet")
     nrow = nrow or max(1, int(len(images) ** 0.5))
+    return make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=nrow, padding=2)
+
+
+def save_sheet(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save images in [-1, 1] as one PNG grid: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
+    if len(images) == 0:
+        raise AegenError(f"no images to write to {path}")
+    grid = sheet_grid(images, nrow)
     path = Path(path)
     for parent in path.parents:  # the nearest existing folder on the way must be a folder, not a file
         if parent.exists():
@@ -27,8 +37,18 @@ def save_sheet(images: Tensor, path: str | Path, nrow: int | None = None) -> Pat
                 raise AegenError(f"cannot write {path}: {parent} is a file, not a directory; choose another path")
             break
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=nrow, padding=2)
+    save_image(grid, path)
     return path
+
+
+@rank_zero_only
+def log_sheet(loggers: list[pl.loggers.Logger], tag: str, path: Path, images: Tensor, step: int) -> None:
+    """Send a saved sheet to the loggers that keep images: TensorBoard's and wandb's (CSV keeps none)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, sheet_grid(images), step)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(tag, [str(path)], step=step)
 
 
 @torch.no_grad()
@@ -49,7 +69,8 @@ def interpolation_sheet(model, x: Tensor, steps: int = 8) -> Tensor:
 
 
 class ImageSheets(pl.Callback):
-    """Writes reconstructions, samples and interpolations to ``<run>/images/`` after each validation epoch."""
+    """Writes reconstructions, samples and interpolations to ``<run>/images/`` after each validation epoch,
+    and to the run's TensorBoard or wandb logger as ``images/recon``, ``images/samples``, ``images/interp``."""
 
     def __init__(self, num: int = 32, steps: int = 8, every_n_epochs: int = 1, seed: int = 0) -> None:
         """
@@ -74,7 +95,9 @@ class ImageSheets(pl.Callback):
         out = Path(log_dir) / "images"
         epoch = f"epoch{trainer.current_epoch:03d}"
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        save_sheet(recon_sheet(pl_module, x), out / f"recon_{epoch}.png")
-        save_sheet(pl_module.sample(len(x), generator=generator), out / f"samples_{epoch}.png")
+        sheets = {"recon": recon_sheet(pl_module, x), "samples": pl_module.sample(len(x), generator=generator)}
         if len(x) >= 2:  # a pair is needed to interpolate
-            save_sheet(interpolation_sheet(pl_module, x, self.steps), out / f"interp_{epoch}.png")
+            sheets["interp"] = interpolation_sheet(pl_module, x, self.steps)
+        for kind, images in sheets.items():
+            path = save_sheet(images, out / f"{kind}_{epoch}.png")
+            log_sheet(trainer.loggers, f"images/{kind}", path, images, trainer.global_step)

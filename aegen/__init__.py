@@ -11,12 +11,14 @@ from aegen.registry import get_data, get_model, register_data, register_model  #
 
 if TYPE_CHECKING:
     from aegen.checkpoint import load, load_datamodule, read_checkpoint
+    from aegen.models.base import GenerativeAE
 
-_LAZY = {"load": "aegen.checkpoint", "load_datamodule": "aegen.checkpoint", "read_checkpoint": "aegen.checkpoint"}
+_LAZY = {"load": "aegen.checkpoint", "load_datamodule": "aegen.checkpoint", "read_checkpoint": "aegen.checkpoint",
+         "GenerativeAE": "aegen.models.base"}
 
 
 def __getattr__(name: str) -> Any:
-    """``aegen.load`` and friends import torch on first use, so ``import aegen`` stays light."""
+    """``aegen.load``, ``aegen.GenerativeAE`` and friends import torch on first use: ``import aegen`` stays light."""
     if name in _LAZY:
         import importlib
 
@@ -26,6 +28,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AegenError",
+    "GenerativeAE",
     "__version__",
     "get_data",
     "get_model",

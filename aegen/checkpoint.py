@@ -9,12 +9,15 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aegen.errors import AegenError
 from aegen.registry import get_data, get_model
+
+if TYPE_CHECKING:
+    from aegen.models.base import GenerativeAE
 
 # opcodes with which a pickle imports or calls something: code, as opposed to plain data
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
@@ -190,7 +193,7 @@ def _origin(checkpoint: dict[str, Any]) -> str:
             "written by `aegen export`)")
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu"):
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeAE:
     """Rebuild the model saved in an aegen checkpoint (or a folder written by ``aegen export``), with
     the sampler it records, in eval mode.
 

@@ -25,7 +25,8 @@ from jsonargparse import ArgumentParser
 
 from aegen import registry
 from aegen.argtypes import MAX_SHEET
-from aegen.commands import attribute, edit, explore, export, interpolate, list_names, prior, sample, traverse
+from aegen.commands import attribute, edit, explore, export, interpolate, list_names, predict, prior, sample
+from aegen.commands import traverse
 from aegen.errors import AegenError
 from aegen.evaluate import evaluate
 
@@ -41,6 +42,7 @@ class UsageError(AegenError):
 COMMANDS: dict[str, Callable[..., Any]] = {
     "list": list_names, "evaluate": evaluate, "sample": sample, "interpolate": interpolate, "traverse": traverse,
     "attribute": attribute, "explore": explore, "edit": edit, "prior": prior, "export": export,
+    "predict": predict,
 }
 SKIP = {"evaluate": {"data_options"}}  # evaluate's --data.x VALUE flags: see _data_options
 
@@ -167,15 +169,22 @@ def _data_options(name: str | None, checkpoint: str, argv: list[str]) -> dict[st
 
 
 def run_tool(argv: list[str]) -> None:
-    """Parse a tool command's line, call its function and print what it returns (JSON for a dict)."""
+    """Parse a tool command's line, call its function and print what it returns (JSON for a dict;
+    for evaluate, its headline numbers and where it wrote, unless --json)."""
     data_argv: list[str] = []
+    as_json = argv[0] != "evaluate" or "--json" in argv  # evaluate: a summary unless --json
     if argv[0] == "evaluate":  # --data.x VALUE: the datamodule's options, typed by its signature
-        argv, data_argv = _pop_data_options(_spelling(argv))
+        argv, data_argv = _pop_data_options(_spelling([a for a in argv if a != "--json"]))
     command, kwargs = parse(argv)
     if data_argv:
         kwargs["data_options"] = _data_options(kwargs.get("data"), kwargs["checkpoint"], data_argv)
     result = COMMANDS[command](**kwargs)
-    if result is not None:
+    if not as_json:
+        from aegen.evaluate import out_folder
+        from aegen.report import summary
+
+        print(summary(result, out_folder(kwargs["checkpoint"], kwargs.get("out"))))
+    elif result is not None:
         print(json.dumps(result, indent=2) if isinstance(result, dict) else result)
 
 

@@ -1,5 +1,5 @@
-"""The tool commands of ``aegen`` (sample, interpolate, traverse, attribute, explore, edit, prior, export, list),
-each a typed function: ``aegen.cli`` builds its options, defaults and help from the signature and
+"""The tool commands of ``aegen`` (sample, interpolate, traverse, attribute, explore, edit, prior, export,
+predict, list), each a typed function: ``aegen.cli`` builds its options, defaults and help from the signature and
 docstring (jsonargparse), the types of ``aegen.argtypes`` check every value. Each imports torch
 when called, not before. The sheet commands return the path of the PNG they wrote.
 """
@@ -313,3 +313,27 @@ def export(checkpoint: Path, *, out: OutputDir, num: SheetSize = 64, seed: Seed 
     from aegen.export import export as write_export
 
     return write_export(checkpoint, out, num_samples=num, seed=seed)
+
+
+def predict(checkpoint: Path, *, out: OutputFile, split: Split = "test", batch_size: Count = 256) -> Path:
+    """Encode a split of the checkpoint's data -> a torch file {"codes", "labels", "split", "checkpoint"}
+    that ``torch.load(weights_only=True)`` reads.
+
+    Args:
+        checkpoint: an aegen checkpoint (or an exported folder).
+        out: the file to write (e.g. codes.pt).
+        split: the split to encode.
+        batch_size: images encoded at a time.
+    """
+    import torch
+
+    from aegen.checkpoint import load, load_datamodule
+    from aegen.latent import encode_all
+
+    model = load(checkpoint)
+    images, labels = load_datamodule(checkpoint).tensors(split)
+    if len(images) == 0:
+        raise AegenError(f"--split {split} of {checkpoint} has no images; use another --split")
+    codes = encode_all(model, images, batch_size=batch_size, device="cpu")
+    torch.save({"codes": codes, "labels": labels, "split": split, "checkpoint": str(checkpoint)}, out)
+    return Path(out)

@@ -32,12 +32,18 @@ codes          no keys: ``codes_tsne.png``, a t-SNE of generated codes (the code
 The default set is every group that applies and needs no external weights (``codes`` only as
 said above). ``seeds`` > 1 repeats the sampling-based groups with seeds ``seed .. seed + seeds - 1``
 and reports the mean under each key and the standard deviation over seeds under ``<key>_seed_std``.
+Progress goes to stderr: a line as each group starts and ends (with its seconds), one per sampling
+pass when ``seeds`` > 1, and one when a judge is trained (and where it is cached).
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aegen import __version__
@@ -59,7 +65,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'aegen.evaluate' has no attribute {name!r}")
 
 
-def _out_folder(checkpoint: str | Path, out: str | Path | None) -> Path:
+def out_folder(checkpoint: str | Path, out: str | Path | None) -> Path:
     """``out``, or by default the checkpoint's run's ``eval/`` (an exported model folder: its own ``eval/``), created."""
     if out is None:
         source = Path(checkpoint).resolve()
@@ -72,20 +78,21 @@ def evaluate(
     checkpoint: str | Path,
     out: OutputDir | None = None,
     metrics: str | list[str] | None = None,
-    num_samples: AtLeast2 = 50_000,
+    num_samples: AtLeast2 | None = None,
     seeds: Count = 1,
     seed: Seed = 0,
     inception_weights: str | Path | None = None,
     data: str | None = None,
     data_options: dict[str, Any] | None = None,
-    interp_samples: AtLeast2 = 10_000,
+    interp_samples: AtLeast2 | None = None,
     num_reference: AtLeast2 | None = None,
     disentangle_points: AtLeast10 = 10_000,
     tsne_points: AtLeast10 = 500,
     device: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a checkpoint -> DIR/metrics.json, DIR/report.md and image sheets (--data NAME and
-    --data.x VALUE evaluate on another dataset or with other data settings).
+    --data.x VALUE evaluate on another dataset or with other data settings); prints where they went and
+    the headline numbers (--json: the whole result).
 
     Args:
         checkpoint: an aegen checkpoint.
@@ -93,7 +100,9 @@ def evaluate(
         metrics: group names, comma-separated (or a list): fid, is, kid, pr (Inception), judge,
             cluster, disentangle, edit, recon, interp, codes; default: every group that applies and
             needs no external weights (codes: unless the model samples a Gaussian fitted to its codes).
-        num_samples: generated images for the sample-quality groups (standard protocol: 50,000).
+        num_samples: generated images for the sample-quality groups (default: 10,000, or the size of
+            the reference split when it is smaller; the number used is ``num_samples`` in metrics.json;
+            Inception FID's standard protocol: 50,000).
         seeds: repeat the sampling-based groups with this many seeds (mean and std over seeds).
         seed: the first seed.
         inception_weights: torch-fidelity's Inception weights file (else $AEGEN_INCEPTION_WEIGHTS,
@@ -101,7 +110,8 @@ def evaluate(
         data: evaluate on this dataset instead of the checkpoint's.
         data_options: datamodule settings replacing the checkpoint's (or the defaults of ``data``);
             on the command line, ``--data.x VALUE``.
-        interp_samples: decoded midpoints for ``interp_fid_judge``.
+        interp_samples: decoded midpoints of random test pairs for ``interp_fid_judge`` (default 10,000;
+            recorded as ``interp_num_samples``).
         num_reference: use only the first this many training images as the reference of the
             sample-quality groups (default: the whole training split, the standard protocol).
         disentangle_points: training points of the disentanglement metrics (test points: half);
@@ -110,22 +120,60 @@ def evaluate(
         device: cuda or cpu (default: cuda when available).
     """
     from aegen.metric_groups import Evaluation, parse_groups
-    from aegen.report import report, write_sheets
 
     _check_numbers(num_samples=num_samples, seeds=seeds, interp_samples=interp_samples, num_reference=num_reference,
                    disentangle_points=disentangle_points, tsne_points=tsne_points)
     requested = parse_groups(metrics)
     weights = _inception_weights(requested, inception_weights)  # fail before any work when absent
     model, datamodule = _model_and_data(checkpoint, data, data_options, device)
-    out = _out_folder(checkpoint, out)
+    out = out_folder(checkpoint, out)
+    num_samples, interp_samples = _sizes(datamodule, num_samples, interp_samples, num_reference)
     ev = Evaluation(model, datamodule, num_samples, interp_samples, seed, num_reference, disentangle_points,
                     inception_weights=weights, tsne_points=tsne_points, out=out)
     runs, skipped = _plan(ev, requested)
     result = _result(ev, _measure(ev, runs, seed, seeds), runs, skipped, checkpoint, seed, seeds)
-    sheets = write_sheets(model, datamodule, out, seed)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "report.md").write_text(report(result, {**sheets, **ev.figures}))
+    _write(ev, result, seed)
     return result
+
+
+def _write(ev: Evaluation, result: dict[str, Any], seed: int) -> None:
+    """``metrics.json``, the image sheets and ``report.md`` into ``ev.out``."""
+    from aegen.report import report, write_sheets
+
+    with _step("image sheets"):
+        sheets = write_sheets(ev.model, ev.datamodule, ev.out, seed)
+    (ev.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    (ev.out / "report.md").write_text(report(result, {**sheets, **ev.figures}))
+
+
+#: the default of ``num_samples`` (when the training split is at least that large) and of ``interp_samples``
+DEFAULT_SAMPLES = 10_000
+
+
+def _sizes(datamodule, num_samples: int | None, interp_samples: int | None,
+           num_reference: int | None) -> tuple[int, int]:
+    """``num_samples`` and ``interp_samples``; their defaults (None): ``DEFAULT_SAMPLES`` samples, or fewer
+    when the training split (its first ``num_reference`` images) is smaller; ``DEFAULT_SAMPLES`` midpoints
+    of random test pairs (many more pairs than test images, so not capped)."""
+    from aegen.metrics.splits import split_size
+
+    train = split_size(datamodule, "train")
+    reference = train if num_reference is None else min(num_reference, train)
+    return num_samples or min(DEFAULT_SAMPLES, reference), interp_samples or DEFAULT_SAMPLES
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout keeps what a command prints as its result)."""
+    print(f"aegen evaluate: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    """A progress line as ``name`` starts and one with its seconds as it ends."""
+    progress(f"{name} ...")
+    start = time.perf_counter()
+    yield
+    progress(f"{name} done ({time.perf_counter() - start:.1f} s)")
 
 
 def _check_numbers(**values: int | None) -> None:
@@ -193,14 +241,18 @@ def _measure(ev: Evaluation, runs: list[str], seed: int, seeds: int) -> dict[str
     values: dict[str, float] = {}
     for name in runs:
         if not GROUPS[name].stochastic:
-            values.update(GROUPS[name].run(ev))
+            with _step(name):
+                values.update(GROUPS[name].run(ev))
     per_seed: list[dict[str, float]] = []
     for s in range(seeds):
         ev.seed = seed + s
+        if seeds > 1:
+            progress(f"sampling pass {s + 1}/{seeds} (seed {ev.seed})")
         row: dict[str, float] = {}
         for name in runs:
             if GROUPS[name].stochastic:
-                row.update(GROUPS[name].run(ev))
+                with _step(name):
+                    row.update(GROUPS[name].run(ev))
         per_seed.append(row)
     for key in per_seed[0]:
         series = np.array([row[key] for row in per_seed], dtype=np.float64)

@@ -31,7 +31,7 @@ class Evaluation:
 
     model: Any
     datamodule: Any
-    num_samples: int = 50_000
+    num_samples: int = 10_000
     interp_samples: int = 10_000
     seed: int = 0
     num_reference: int | None = None

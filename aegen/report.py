@@ -119,3 +119,17 @@ def report(result: dict[str, Any], sheets: dict[str, str]) -> str:
         lines += ["", "## Not measured", ""] + [f"- `{k}`: {v}" for k, v in result["skipped"].items()]
     lines += ["", "## Image sheets", ""] + [f"### {title}\n\n![{title}]({name})\n" for title, name in sheets.items()]
     return "\n".join(lines) + "\n"
+
+
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """The result's headline numbers: its float metrics, without spreads over seeds or per-factor entries."""
+    return {k: v for k, v in result.items()
+            if isinstance(v, float) and not k.endswith("_seed_std") and "/" not in k}
+
+
+def summary(result: dict[str, Any], out: Path) -> str:
+    """What ``aegen evaluate`` prints: the headline numbers, one per line, and where the files went."""
+    numbers = headline(result)
+    width = max(map(len, numbers), default=0)
+    lines = [f"{k:<{width}}  {_fmt(v)}" for k, v in numbers.items()]
+    return "\n".join([*lines, f"wrote {out / 'metrics.json'} and {out / 'report.md'}"])

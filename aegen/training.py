@@ -10,6 +10,7 @@
   uninterrupted one bit for bit on CPU.
 - ``AtomicCheckpointIO``: checkpoints are written to a temporary file beside the target and
   renamed into place, so a kill at any moment leaves the previous checkpoint intact.
+- ``plain``: hyperparameters as plain Python types, for weights-only checkpoints.
 - ``Preemption``: SIGTERM (and SIGUSR1 outside SLURM) saves ``last.ckpt`` at the end of the
   current batch and stops the run cleanly.
 """
@@ -234,3 +235,19 @@ class Preemption(pl.Callback):
             return
         self.saved = Path(folder) / LAST
         trainer.save_checkpoint(self.saved)
+
+
+def plain(value: Any) -> Any:
+    """Hyperparameters as plain Python types (safe for a weights-only checkpoint): also subclasses
+    of int, float and str (e.g. jsonargparse's ``PositiveInt``) become the type itself."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)
+    if isinstance(value, (int, float)) and type(value) not in (bool, int, float):
+        return (int if isinstance(value, int) else float)(value)
+    return value

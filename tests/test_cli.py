@@ -72,7 +72,7 @@ def test_unknown_name_from_a_real_process_exits_nonzero_without_traceback(tmp_pa
 
 
 def test_fit_evaluate_sample_interpolate(capsys, ae_checkpoint, tmp_path):
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "recon"]) == 0  # all groups: test_evaluate.py
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev", "--metrics", "recon"]) == 0  # all groups: test_evaluate.py
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert printed == saved

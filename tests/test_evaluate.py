@@ -50,7 +50,7 @@ def _error(capsys, argv):
 
 
 def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint, tmp_path):
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--num_samples", "300", "--interp_samples", "200"]) == 0
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev", "--num_samples", "300", "--interp_samples", "200"]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert printed == saved
@@ -74,9 +74,11 @@ def test_evaluate_writes_every_default_metric_and_a_report(capsys, ae_checkpoint
         assert f"({sheet}.png)" in report and (tmp_path / "ev" / f"{sheet}.png").is_file()
 
     # more seeds: a spread over seeds for the sampling-based numbers only
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev2", "--metrics", "judge,recon", "--seeds", "2",
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev2", "--metrics", "judge,recon", "--seeds", "2",
                  "--num_samples", "100"]) == 0
-    two = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    two = json.loads(captured.out)
+    assert "aegen evaluate: sampling pass 2/2 (seed 1)" in captured.err.splitlines()
     assert two["fid_judge_seed_std"] > 0 and "recon_mse_seed_std" not in two and two["groups"] == ["judge", "recon"]
     assert two["recon_mse"] == pytest.approx(saved["recon_mse"])
 
@@ -89,7 +91,7 @@ def test_inception_groups_fail_in_one_line_without_weights_and_run_with_them(cap
     weights = tmp_path / fidelity.INCEPTION_FILE
     torch.save(fidelity.random_inception_state_dict(), weights)
     # Inception is slow on a CPU: a handful of samples and reference images (random weights: meaningless values)
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "fid,is", "--num_samples", "4",
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev", "--metrics", "fid,is", "--num_samples", "4",
                  "--num_reference", "4", "--inception_weights", str(weights)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["fid"] >= 0 and out["is_mean"] >= 1 and out["feature_extractor"] == "inception-v3-compat"
@@ -113,9 +115,9 @@ def test_evaluate_from_python_checks_its_numbers_and_defaults_to_the_runs_eval(c
 
 
 def test_evaluate_data_options_replace_the_checkpoints(capsys, ae_checkpoint):
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "recon", "--data.test_fraction", "0.2"]) == 0
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev", "--metrics", "recon", "--data.test_fraction", "0.2"]) == 0
     wider = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(ae_checkpoint), "--out", "ev", "--metrics", "recon"]) == 0
+    assert main(["evaluate", "--json", str(ae_checkpoint), "--out", "ev", "--metrics", "recon"]) == 0
     assert wider["recon_mse"] != json.loads(capsys.readouterr().out)["recon_mse"]
 
 
@@ -187,7 +189,7 @@ def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(
     ckpt = fit_cli(capsys, "--model", "ae", *data, "--model.latent_dim", "8", "--model.width", "8",
                    "--trainer.max_steps", "12")
     assert not cold_cache.exists()
-    assert main(["evaluate", str(ckpt), "--out", "ev", "--num_samples", "100", "--interp_samples", "50",
+    assert main(["evaluate", "--json", str(ckpt), "--out", "ev", "--num_samples", "100", "--interp_samples", "50",
                  "--disentangle_points", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["data"] == "fonts"
@@ -207,9 +209,11 @@ def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(
 
 def test_judge_groups_on_digits_from_a_cold_judge_cache(capsys, trained_ae, cold_cache, one_thread):
     # the digits judge, trained by the first group that needs it (the order given); no digits_judge fixture
-    assert main(["evaluate", str(trained_ae), "--out", "ev", "--metrics", "interp,judge,cluster",
+    assert main(["evaluate", "--json", str(trained_ae), "--out", "ev", "--metrics", "interp,judge,cluster",
                  "--num_samples", "200", "--interp_samples", "100"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert captured.err.count("aegen: training the judge of digits (once; cached at") == 1
     assert out["groups"] == ["interp", "judge", "cluster"]
     assert out["interp_fid_judge"] > 0 and out["fid_judge"] > 0 and out["is_judge_mean"] >= 1
     assert out["judge_test_acc"] > 0.8 and out["judge_path"].startswith(str(cold_cache))
@@ -322,7 +326,7 @@ def test_codes_tsne_of_a_learned_prior_is_in_the_default_set_and_linked_from_the
                    "--model.code_disc_hidden", "[16]", "--model.disc_fc", "16", "--trainer.max_steps", "2")
     runs, skipped = _plan(Evaluation(*_model_and_data(ckpt, None, None, "cpu"), out=tmp_path), None)
     assert "codes" in runs and "codes" not in skipped
-    assert main(["evaluate", str(ckpt), "--out", "ev", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
+    assert main(["evaluate", "--json", str(ckpt), "--out", "ev", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["groups"] == ["recon", "codes"] and "codes" not in out["skipped"]
     with Image.open(tmp_path / "ev" / "codes_tsne.png") as image:
@@ -339,7 +343,7 @@ def test_codes_tsne_is_off_by_default_for_a_fitted_gaussian_and_skipped_without_
     runs, skipped = _plan(Evaluation(*_model_and_data(trained_ae, None, None, "cpu"), out=tmp_path), None)
     assert "codes" not in runs and "--metrics codes" in skipped["codes"]
     # asked for, a plain AE's Gaussian codes are drawn
-    assert main(["evaluate", str(trained_ae), "--out", "ev", "--metrics", "codes", "--tsne_points", "100"]) == 0
+    assert main(["evaluate", "--json", str(trained_ae), "--out", "ev", "--metrics", "codes", "--tsne_points", "100"]) == 0
     assert json.loads(capsys.readouterr().out)["groups"] == ["codes"]
     assert (tmp_path / "ev" / "codes_tsne.png").is_file()
 
@@ -350,8 +354,30 @@ def test_codes_tsne_is_off_by_default_for_a_fitted_gaussian_and_skipped_without_
 
     load = aegen.checkpoint.load
     monkeypatch.setattr(aegen.checkpoint, "load", without_sampler)
-    assert main(["evaluate", str(trained_ae), "--out", "ev2", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
+    assert main(["evaluate", "--json", str(trained_ae), "--out", "ev2", "--metrics", "recon,codes", "--tsne_points", "100"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["groups"] == ["recon"] and "no generated codes" in out["skipped"]["codes"]
     assert not (tmp_path / "ev2" / "codes_tsne.png").exists()
     assert "`codes`: " in (tmp_path / "ev2" / "report.md").read_text()
+
+
+def test_evaluate_prints_progress_on_stderr_and_ends_with_where_it_wrote(capsys, ae_checkpoint, tmp_path):
+    from aegen.checkpoint import load_datamodule
+    from aegen.metrics.splits import split_size
+
+    assert main(["evaluate", str(ae_checkpoint), "--metrics", "recon", "--out", "ev"]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert "aegen evaluate: recon ..." in err and any(ln.startswith("aegen evaluate: recon done (") for ln in err)
+    assert "aegen: training the judge" not in captured.err  # the judge comes from the cache
+    out = captured.out.strip().splitlines()
+    assert out[-1] == f"wrote {Path('ev') / 'metrics.json'} and {Path('ev') / 'report.md'}"
+    assert "{" not in captured.out and any(ln.split()[0] == "recon_mse" for ln in out[:-1])
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert "recon_mse" in saved and "judge_path" not in saved
+    # num_samples by default: the whole training split of digits, which is smaller than 10,000
+    datamodule = load_datamodule(ae_checkpoint, device_cache=False)
+    datamodule.setup("test")
+    assert saved["num_samples"] == split_size(datamodule, "train") < 10_000
+    assert main(["evaluate", str(ae_checkpoint), "--metrics", "recon", "--out", "ev", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == saved

@@ -329,6 +329,10 @@ class AEDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> InMemoryLoader | DataLoader:
         return self._loader("test", train=False)
 
+    def predict_dataloader(self) -> InMemoryLoader | DataLoader:
+        """``trainer.predict`` runs over the test split, in order."""
+        return self._loader("test", train=False)
+
     def tensors(self, name: str, limit: int | None = None) -> TensorSplit:
         """Up to ``limit`` images (float in [-1, 1]) and labels of a split, in a fixed order."""
         data = self.split(name)

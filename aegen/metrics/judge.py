@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -246,6 +247,8 @@ def get_judge(datamodule, train_if_missing: bool = True, **train_options: Any) -
     with judge_lock(path):
         if _is_cached(path):  # another process trained it while this one waited for the lock
             return load_judge(path)
+        print(f"aegen: training the judge of {datamodule.registry_name} (once; cached at {path})",
+              file=sys.stderr, flush=True)
         net = train_judge(datamodule, **train_options)
         save_judge(net, path)
     net.meta["path"] = str(path)

@@ -28,25 +28,9 @@ from aegen.latent import lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
 from aegen.checkpoint import first_nonfinite
 from aegen.samplers import GaussianSampler, Sampler, build
-from aegen.training import gather_per_process, restore_rng, rng_record
+from aegen.training import gather_per_process, plain, restore_rng, rng_record
 
 Params = Iterable[nn.Parameter]
-
-
-def plain(value: Any) -> Any:
-    """Hyperparameters as plain Python types (safe for a weights-only checkpoint): also subclasses
-    of int, float and str (e.g. jsonargparse's ``PositiveInt``) become the type itself."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, str) and type(value) is not str:
-        return str.__str__(value)
-    if isinstance(value, (int, float)) and type(value) not in (bool, int, float):
-        return (int if isinstance(value, int) else float)(value)
-    return value
 
 
 class GenerativeAE(pl.LightningModule):
@@ -344,6 +328,11 @@ class GenerativeAE(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def predict_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """``trainer.predict``: {"codes": encode(x), "reconstructions": reconstruct(x)}, plus "labels" if given."""
+        x, *y = batch if isinstance(batch, (tuple, list)) else (batch,)
+        return {"codes": self.encode(x), "reconstructions": self.reconstruct(x), **({"labels": y[0]} if y else {})}
+
     # ----------------------------------------------------------------- checkpoints and exact resume
     def training_state(self) -> dict[str, Any]:
         """State outside parameters and buffers that later steps depend on (e.g. sums over the
@@ -370,6 +359,19 @@ class GenerativeAE(pl.LightningModule):
             # every process's random state, so a resumed run draws the same numbers (all processes save)
             own = {"rng": rng_record(self.noise), "model": self.training_state()}
             checkpoint["aegen_resume"] = gather_per_process(own)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = None, *args: Any,
+                             **kwargs: Any) -> GenerativeAE:
+        """Lightning's loader; on ``GenerativeAE`` itself, the model the checkpoint records, rebuilt by
+        ``aegen.load`` (weights only, with its sampler, in eval mode; no hyperparameter overrides)."""
+        if cls is not GenerativeAE:
+            return super().load_from_checkpoint(checkpoint_path, map_location, *args, **kwargs)
+        if args or kwargs:
+            raise TypeError("GenerativeAE.load_from_checkpoint takes no overrides: call it on the model's class")
+        from aegen.checkpoint import load
+
+        return load(checkpoint_path, "cpu" if map_location is None else map_location)
 
     def use_sampler(self, spec: dict[str, Any] | None) -> None:
         """Give the model the (unfitted) sampler ``spec`` describes (``Sampler.spec()``; None: no

@@ -27,6 +27,21 @@ def _check_sheet(rows: int, cols: int, flags: str) -> None:
                          "in one sheet: lower them")
 
 
+def sheet_path(checkpoint: Path, out: str | None, command: str) -> Path:
+    """Where a sheet command writes: ``out`` when given; else ``<run>/images/<command>.png`` for a
+    checkpoint of a run (``runs/<model>-<data>/version_N/checkpoints/``), else ``<command>.png`` next to
+    the checkpoint (inside a folder written by ``aegen export``, beside its ``samples.png``)."""
+    if out is not None:
+        return Path(out)
+    from aegen.training import run_folder
+
+    run = run_folder(checkpoint)
+    if run is not None:
+        return run / "images" / f"{command}.png"
+    checkpoint = Path(checkpoint)
+    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / f"{command}.png"
+
+
 def _decode(model, codes):
     """Decode codes (N, D) in batches of DECODE_BATCH; images on the CPU."""
     import torch
@@ -49,12 +64,13 @@ def list_names(presets: bool = False) -> None:
             print(f"  {name:<14} {description}")
 
 
-def sample(checkpoint: Path, out: ImageFile = "samples.png", num: SheetSize = 64, seed: Seed = 0) -> Path:
+def sample(checkpoint: Path, out: ImageFile | None = None, num: SheetSize = 64, seed: Seed = 0) -> Path:
     """A PNG sheet of generated images, decoded 256 at a time; a sheet holds at most 10,000 images.
 
     Args:
         checkpoint: an aegen checkpoint (runs/<model>-<data>/version_N/checkpoints/last.ckpt).
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/sample.png; outside a run, sample.png
+            next to the checkpoint).
         num: images in the sheet, 1 to 10,000.
         seed: seed of the sampled codes.
     """
@@ -66,17 +82,19 @@ def sample(checkpoint: Path, out: ImageFile = "samples.png", num: SheetSize = 64
     model = load(checkpoint)
     generator = torch.Generator().manual_seed(seed)
     sizes = [min(DECODE_BATCH, num - i) for i in range(0, num, DECODE_BATCH)]  # bounded memory
-    return save_sheet(torch.cat([model.sample(n, generator=generator).cpu() for n in sizes]), out)
+    sheet = torch.cat([model.sample(n, generator=generator).cpu() for n in sizes])
+    return save_sheet(sheet, sheet_path(checkpoint, out, "sample"))
 
 
-def interpolate(checkpoint: Path, out: ImageFile = "interpolations.png", pairs: SheetSide = 8, steps: Steps = 10,
+def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide = 8, steps: Steps = 10,
                 split: Split = "test", path: Literal["linear", "spherical", "neighbours"] = "linear", k: Count = 10,
                 bank: AtLeast2 = 2000, seed: Seed = 0) -> Path:
     """A PNG sheet of interpolations between pairs of test images (rows: pairs, columns: steps).
 
     Args:
         checkpoint: an aegen checkpoint.
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/interpolate.png; outside a run, interpolate.png
+            next to the checkpoint).
         pairs: rows: pairs of images.
         steps: columns: images along each path, at least 2 (a sheet holds at most 10,000).
         split: the split the images come from.
@@ -107,16 +125,17 @@ def interpolate(checkpoint: Path, out: ImageFile = "interpolations.png", pairs: 
         per = max(1, DECODE_BATCH // steps)  # pairs decoded at a time
         sheet = torch.cat([model.interpolate(images[a], images[b], steps, spherical=path == "spherical").cpu()
                            for a, b in zip(starts.split(per), ends.split(per))])
-    return save_sheet(sheet, out)
+    return save_sheet(sheet, sheet_path(checkpoint, out, "interpolate"))
 
 
-def traverse(checkpoint: Path, out: ImageFile = "traversal.png", steps: Steps = 10, span: PositiveNumber | None = None,
+def traverse(checkpoint: Path, out: ImageFile | None = None, steps: Steps = 10, span: PositiveNumber | None = None,
              code: Index | None = None, image: Index | None = None, split: Split = "test", seed: Seed = 0) -> Path:
     """A PNG sheet of latent traversals: one row per code dimension (LatentGAN: per category).
 
     Args:
         checkpoint: an aegen checkpoint.
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/traverse.png; outside a run, traverse.png
+            next to the checkpoint).
         steps: columns: values of the swept code, at least 2.
         span: sweep range: +-span std of the codes (default 2); LatentGAN: +-span of its continuous
             code (default 1.5, the paper's figures).
@@ -143,12 +162,12 @@ def traverse(checkpoint: Path, out: ImageFile = "traversal.png", steps: Steps = 
             raise AegenError(f"no {split} image {image}: choose --image between 0 and {len(images) - 1}")
         x = images[image : image + 1]
     sheet = model.traversal(x, steps=steps, span=span, code=code, generator=torch.Generator().manual_seed(seed))
-    return save_sheet(sheet, out)
+    return save_sheet(sheet, sheet_path(checkpoint, out, "traverse"))
 
 
 def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkAttribute | None = None,
               strengths: Range = Range("-3,3"), steps: Steps = 7, num: SheetSide = 8, bank: AtLeast2 = 10000,
-              out: ImageFile = "attribute.png") -> Path:
+              out: ImageFile | None = None) -> Path:
     """A PNG sheet of attribute vectors added to test images (rows: images, columns: strengths).
 
     Args:
@@ -163,7 +182,8 @@ def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkA
         steps: columns: strengths from LOW to HIGH, at least 2.
         num: test images, one per row.
         bank: training images the vectors are regressed on.
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/attribute.png; outside a run, attribute.png
+            next to the checkpoint).
     """
     import torch
 
@@ -189,7 +209,8 @@ def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkA
     values = torch.linspace(*strengths, steps, device=model.device)
     x = datamodule.tensors("test", num)[0]
     codes = encode_all(model, x).unsqueeze(1) + values.view(1, -1, 1) * vector
-    return save_sheet(_decode(model, codes.flatten(0, 1)).unflatten(0, (len(x), steps)), out)
+    sheet = _decode(model, codes.flatten(0, 1)).unflatten(0, (len(x), steps))
+    return save_sheet(sheet, sheet_path(checkpoint, out, "attribute"))
 
 
 def _factor_images(checkpoint: Path, factor: str, split: str):
@@ -208,7 +229,7 @@ def _factor_images(checkpoint: Path, factor: str, split: str):
     return model, datamodule, names.index(factor), blocks[factor], *datamodule.tensors(split)
 
 
-def explore(checkpoint: Path, *, factor: str, out: ImageFile = "explore.png", num: SheetSide = 8, steps: Steps = 8,
+def explore(checkpoint: Path, *, factor: str, out: ImageFile | None = None, num: SheetSide = 8, steps: Steps = 8,
             split: Split = "test", seed: Seed = 0) -> Path:
     """A PNG sheet exploring one factor's code block (rows: test images, columns: steps from the
     image's block to another image's).
@@ -216,7 +237,8 @@ def explore(checkpoint: Path, *, factor: str, out: ImageFile = "explore.png", nu
     Args:
         checkpoint: an aegen checkpoint of a model trained on factor data.
         factor: a factor of the data, e.g. background_colour.
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/explore.png; outside a run, explore.png
+            next to the checkpoint).
         num: images, one per row.
         steps: columns, at least 2.
         split: the split the images come from.
@@ -236,10 +258,11 @@ def explore(checkpoint: Path, *, factor: str, out: ImageFile = "explore.png", nu
     ends = torch.where(ends >= 0, ends, rows)
     codes = encode_all(model, images, device="cpu")
     path = explore_codes(codes[rows], codes[ends], dims, steps)
-    return save_sheet(decode_all(model, path.flatten(0, 1)).unflatten(0, path.shape[:2]), out)
+    sheet = decode_all(model, path.flatten(0, 1)).unflatten(0, path.shape[:2])
+    return save_sheet(sheet, sheet_path(checkpoint, out, "explore"))
 
 
-def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile = "edit.png", num: SheetSide = 8,
+def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile | None = None, num: SheetSide = 8,
          split: Split = "test", seed: Seed = 0) -> Path:
     """A PNG sheet setting one factor of test images to the value of an image that has it (columns:
     that image, the original, the edit).
@@ -248,7 +271,8 @@ def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile = "edit.pn
         checkpoint: an aegen checkpoint of a model trained on factor data.
         factor: a factor of the data, e.g. font_colour.
         value: the value: an index, or a name where the data names them (fonts: white).
-        out: the image file to write.
+        out: the image file to write (default: <run>/images/edit.png; outside a run, edit.png
+            next to the checkpoint).
         num: images, one per row.
         split: the split the images come from.
         seed: seed of the images drawn.
@@ -270,7 +294,8 @@ def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile = "edit.pn
     rows = torch.randperm(len(images), generator=generator)[:num]
     codes = encode_all(model, images, device="cpu")
     edited = decode_all(model, edit_codes(codes[rows], codes[source].expand(len(rows), -1), dims))
-    return save_sheet(torch.stack([images[source].expand(len(rows), -1, -1, -1), images[rows], edited], dim=1), out)
+    sheet = torch.stack([images[source].expand(len(rows), -1, -1, -1), images[rows], edited], dim=1)
+    return save_sheet(sheet, sheet_path(checkpoint, out, "edit"))
 
 
 def prior(checkpoint: Path, *, out: OutputFile, kind: Literal["gan", "gmm"] = "gan", steps: Count = 2000,

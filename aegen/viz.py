@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,13 +16,17 @@ from aegen.errors import AegenError
 
 
 def sheet_grid(images: Tensor, nrow: int | None = None) -> Tensor:
-    """One (C, H, W) grid in [0, 1] of images in [-1, 1]: (N, C, H, W), or (rows, cols, C, H, W) row by row."""
+    """One (C, H, W) grid in [0, 1] of images in [-1, 1]: (N, C, H, W), or (rows, cols, C, H, W) row by row.
+
+    N images without ``nrow`` go ceil(sqrt(N)) to a row, so the grid is square-ish: 10 images make 4
+    columns by 3 rows, the last row's two missing tiles left blank (the padding colour).
+    """
     if images.dim() == 5:
         nrow = images.shape[1]
         images = images.flatten(0, 1)
     if len(images) == 0:
         raise AegenError("no images to put in a sheet")
-    nrow = nrow or max(1, int(len(images) ** 0.5))
+    nrow = nrow or math.isqrt(len(images) - 1) + 1  # ceil(sqrt(N)) columns, in integers
     return make_grid(images.detach().float().cpu().add(1).div(2).clamp(0, 1), nrow=nrow, padding=2)
 
 

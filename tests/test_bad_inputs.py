@@ -136,7 +136,7 @@ def test_sample_limit_and_batches(capsys, checkpoint, tmp_path, monkeypatch):
     assert "10,000" in _error(capsys, ["sample", checkpoint, "--num", "10001"])
     line = _error(capsys, ["interpolate", checkpoint, "--pairs", "101", "--steps", "100"])
     assert "--pairs x --steps" in line and "10,100" in line and "10,000" in line
-    assert not (tmp_path / "interpolations.png").exists()
+    assert not (checkpoint.parent.parent / "images" / "interpolate.png").exists()
 
     from aegen.models.base import GenerativeAE
 
@@ -164,7 +164,7 @@ def test_missing_and_truncated_checkpoints(capsys, checkpoint, tmp_path):
     assert "half.ckpt" in line and "truncated" in line
     (tmp_path / "empty.ckpt").write_bytes(b"")
     assert "empty" in _error(capsys, ["sample", "empty.ckpt"])
-    assert not (tmp_path / "samples.png").exists()
+    assert not (tmp_path / "sample.png").exists()
 
 
 class _Payload:
@@ -224,7 +224,7 @@ def test_hyperparameters_that_do_not_fit_the_weights(capsys, checkpoint, tmp_pat
     line = _error(capsys, ["sample", _saved(checkpoint, tmp_path / "extra.ckpt",
                                             lambda d: d["hyper_parameters"].update(no_such_option=1))])
     assert "extra.ckpt" in line and "no_such_option" in line
-    assert not (tmp_path / "samples.png").exists()
+    assert not (tmp_path / "sample.png").exists()
 
 
 def test_a_checkpoint_of_an_older_aegen_names_its_version(capsys, checkpoint, tmp_path):

@@ -178,6 +178,7 @@ def _num_devices(trainer: dict[str, Any]) -> int:
 
 
 LAST_CHECKPOINT = "last"  # runs/<model>-<data>/version_N/checkpoints/last.ckpt: the latest epoch's weights
+EVAL_FOLDER = "eval"  # validate/test --ckpt_path CKPT log into <run>/eval/<validate|test>/ of CKPT's run
 
 
 class AegenCLI(LightningCLI):
@@ -207,18 +208,20 @@ class AegenCLI(LightningCLI):
         except KeyError:  # Lightning before 2.4 has no weights_only argument
             pass
 
-    def _loggers(self, kind: str, wandb: WandbOptions, root: Path, name: str, version: int) -> list[Logger]:
-        csv = training.RunCSVLogger(root / "runs", name=name, version=version)
+    def _loggers(self, kind: str, wandb: WandbOptions, parent: Path, name: str, version: str) -> list[Logger]:
+        """Loggers writing into ``parent/name/version``."""
+        csv = training.RunCSVLogger(parent, name=name, version=version)
         loggers: list[Logger] = [csv]
         if kind == "tensorboard":
-            loggers.append(TensorBoardLogger(root / "runs", name=name, version=f"version_{version}",
-                                             sub_dir="tensorboard", default_hp_metric=False))
+            loggers.append(TensorBoardLogger(parent, name=name, version=version, sub_dir="tensorboard",
+                                             default_hp_metric=False))
         elif kind == "wandb":
             from pytorch_lightning.loggers import WandbLogger
 
-            run = root / "runs" / name / f"version_{version}"
+            run = parent / name / version
             offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
-            loggers.append(WandbLogger(name=f"{name}-version_{version}", project=wandb.project, entity=wandb.entity,
+            title = "-".join(run.parts[-4:] if name == EVAL_FOLDER else run.parts[-2:])
+            loggers.append(WandbLogger(name=title, project=wandb.project, entity=wandb.entity,
                                        tags=wandb.tags, log_model=wandb.log_model, offline=offline, save_dir=str(run)))
         return loggers
 
@@ -226,8 +229,11 @@ class AegenCLI(LightningCLI):
         super().parse_arguments(parser, args)
         # before Lightning applies the checkpoint's hyperparameters over the flags (_parse_ckpt_path)
         self.resumed_run: Path | None = None
-        ckpt = self.config.get(self.config.get("subcommand") or "", {}).get("ckpt_path")
-        run = training.run_folder(ckpt) if ckpt and self.config.get("subcommand") == "fit" else None
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config.get(subcommand or "", {}).get("ckpt_path")
+        run = training.run_folder(ckpt) if ckpt else None
+        self.evaluated_run = run if subcommand in ("validate", "test") else None
+        run = run if subcommand == "fit" else None
         if run is not None:
             import yaml
 
@@ -239,21 +245,25 @@ class AegenCLI(LightningCLI):
                                  "--ckpt_path instead")
             self.resumed_run = run
 
-    def _run_version(self, root: Path) -> tuple[Path, str, int]:
-        """(logger root, run name, version): the resumed run's, or a new version folder reserved now."""
+    def _run_version(self, root: Path) -> tuple[Path, str, str]:
+        """(logger parent, name, version): the resumed run's, ``<run>/eval/<validate|test>`` of the checkpoint's
+        run for validate/test, or a new version folder reserved now."""
         run = self.resumed_run
-        if run is not None:
-            remove_stale_temporaries(run / "checkpoints")
+        if run is not None or self.evaluated_run is not None:
             # the folder is this run's own: Lightning's "previous log files will be deleted" does not apply
             warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-            return run.parents[2], run.parent.name, int(run.name.removeprefix("version_"))
+        if run is not None:
+            remove_stale_temporaries(run / "checkpoints")
+            return run.parents[1], run.parent.name, run.name
+        if self.evaluated_run is not None:
+            return self.evaluated_run, EVAL_FOLDER, str(self.subcommand)
         name = f"{self.model.registry_name}-{self.datamodule.registry_name}"
         if training.is_rank_zero():
-            version = training.reserve_version(root / "runs" / name)
+            version = f"version_{training.reserve_version(root / 'runs' / name)}"
             if self.subcommand == "fit":
-                self.new_run = root / "runs" / name / f"version_{version}"
-            return root, name, version
-        return root, name, CSVLogger(root / "runs", name=name).version  # unused: only rank 0 writes
+                self.new_run = root / "runs" / name / version
+            return root / "runs", name, version
+        return root / "runs", name, f"version_{CSVLogger(root / 'runs', name=name).version}"  # only rank 0 writes
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -272,10 +282,11 @@ class AegenCLI(LightningCLI):
             kwargs.setdefault("strategy", DDPStrategy(find_unused_parameters=True))
         callbacks = [*(trainer.get("callbacks") or []), training.Preemption()]
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(RichProgressBar())
+            # a log file (SLURM, `| tee`) gets one plain line per epoch instead of a redrawn bar
+            callbacks.append(RichProgressBar() if sys.stdout.isatty() else training.EpochLines())
         kwargs.setdefault("callbacks", callbacks)
         built = super().instantiate_trainer(**kwargs)
-        if self.resumed_run is not None:  # the run keeps the config.yaml it was started with
+        if self.resumed_run is not None or self.evaluated_run is not None:  # the run keeps its config.yaml
             for callback in built.callbacks:
                 if isinstance(callback, SaveConfigCallback):
                     callback.already_saved = True
@@ -341,7 +352,10 @@ def run_lightning(argv: list[str]) -> None:
         log_dir = cli.trainer.log_dir  # a collective under DDP: every rank asks
         path = cli.preempted_checkpoint or next((c.best_model_path for c in cli.trainer.checkpoint_callbacks
                                                  if getattr(c, "filename", None) == LAST_CHECKPOINT), "")
+        best = next((c for c in cli.trainer.checkpoint_callbacks if getattr(c, "monitor", None) == "val/loss"), None)
         if cli.trainer.is_global_zero:
+            if best is not None and best.best_model_score is not None:
+                print(f"best val/loss {float(best.best_model_score):.4g}: {best.best_model_path}")
             print(f"run: {log_dir}")
             print(f"checkpoint: {path}")
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -91,7 +91,7 @@ def fit_cli(capsys, *args: str) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_judge(tmp_path_factory) -> Path:
-    """A digits judge (aegen.metrics.judge) trained once per session, briefly; returns its .pt file.
+    """A digits judge (aegen.metrics.judge) trained once per test run, briefly; returns its .pt file.
 
     Its cache key ignores the data root, so copying its folder to ``$AEGEN_DATA/judges`` makes
     evaluations of default-configured digits use it instead of training their own.

@@ -21,7 +21,7 @@ TINY = ["--model.latent_dim", "8", "--model.width", "8", "--data.batch_size", "6
 
 @pytest.fixture
 def judged(digits_judge):
-    """Install the session's digits judge under this test's data root."""
+    """Install the test run's digits judge under this test's data root."""
     shutil.copytree(digits_judge.parent, Path(os.environ["AEGEN_DATA"]) / "judges")
 
 

@@ -16,7 +16,7 @@ from aegen.metrics.judge import FEATURE_EXTRACTOR, get_judge, judge_path, load_j
 
 @pytest.fixture
 def digits(digits_judge):
-    """Default digits under this test's data root, with the session's judge installed."""
+    """Default digits under this test's data root, with the test run's judge installed."""
     shutil.copytree(digits_judge.parent, Path(os.environ["AEGEN_DATA"]) / "judges")
     return Digits()
 

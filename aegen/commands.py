@@ -89,7 +89,8 @@ def sample(checkpoint: Path, out: ImageFile | None = None, num: SheetSize = 64, 
 def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide = 8, steps: Steps = 10,
                 split: Split = "test", path: Literal["linear", "spherical", "neighbours"] = "linear", k: Count = 10,
                 bank: AtLeast2 = 2000, seed: Seed = 0) -> Path:
-    """A PNG sheet of interpolations between pairs of test images (rows: pairs, columns: steps).
+    """A PNG sheet of interpolations between pairs of test images (rows: pairs; columns: the first real image,
+    the steps from alpha 0 to 1, the second real image; alpha above each column).
 
     Args:
         checkpoint: an aegen checkpoint.
@@ -108,7 +109,7 @@ def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide
 
     from aegen.checkpoint import load, load_datamodule
     from aegen.latent import encode_all, neighbour_path, path_codes
-    from aegen.viz import save_sheet
+    from aegen.viz import interpolation_rows, save_sheet
 
     _check_sheet(pairs, steps, "--pairs x --steps")
     model = load(checkpoint)
@@ -125,12 +126,14 @@ def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide
         per = max(1, DECODE_BATCH // steps)  # pairs decoded at a time
         sheet = torch.cat([model.interpolate(images[a], images[b], steps, spherical=path == "spherical").cpu()
                            for a, b in zip(starts.split(per), ends.split(per))])
-    return save_sheet(sheet, sheet_path(checkpoint, out, "interpolate"))
+    labelled = interpolation_rows(images[starts], sheet, images[ends])  # the real pair at each row's ends
+    return save_sheet(labelled, sheet_path(checkpoint, out, "interpolate"))
 
 
 def traverse(checkpoint: Path, out: ImageFile | None = None, steps: Steps = 10, span: PositiveNumber | None = None,
              code: Index | None = None, image: Index | None = None, split: Split = "test", seed: Seed = 0) -> Path:
-    """A PNG sheet of latent traversals: one row per code dimension (LatentGAN: per category).
+    """A PNG sheet of latent traversals: one row per code dimension (LatentGAN: per category), each labelled, and
+    the swept value above each column.
 
     Args:
         checkpoint: an aegen checkpoint.
@@ -148,7 +151,7 @@ def traverse(checkpoint: Path, out: ImageFile | None = None, steps: Steps = 10, 
 
     from aegen.checkpoint import load, load_datamodule
     from aegen.models.base import GenerativeAE
-    from aegen.viz import save_sheet
+    from aegen.viz import save_sheet, traversal_sheet
 
     model = load(checkpoint)
     if type(model).traversal is GenerativeAE.traversal:  # one row per code dimension (models may override)
@@ -161,14 +164,14 @@ def traverse(checkpoint: Path, out: ImageFile | None = None, steps: Steps = 10, 
         if not 0 <= image < len(images):
             raise AegenError(f"no {split} image {image}: choose --image between 0 and {len(images) - 1}")
         x = images[image : image + 1]
-    sheet = model.traversal(x, steps=steps, span=span, code=code, generator=torch.Generator().manual_seed(seed))
+    sheet = traversal_sheet(model, x, steps=steps, span=span, code=code, generator=torch.Generator().manual_seed(seed))
     return save_sheet(sheet, sheet_path(checkpoint, out, "traverse"))
 
 
 def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkAttribute | None = None,
               strengths: Range = Range("-3,3"), steps: Steps = 7, num: SheetSide = 8, bank: AtLeast2 = 10000,
               out: ImageFile | None = None) -> Path:
-    """A PNG sheet of attribute vectors added to test images (rows: images, columns: strengths).
+    """A PNG sheet of attribute vectors added to test images (rows: images; columns: strengths, labelled).
 
     Args:
         checkpoint: an aegen checkpoint.
@@ -190,7 +193,7 @@ def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkA
     from aegen.checkpoint import load, load_datamodule
     from aegen.landmarks import landmark_attribute
     from aegen.latent import attribute_table, attribute_vectors, encode_all
-    from aegen.viz import save_sheet
+    from aegen.viz import Sheet, numbers, save_sheet
 
     if (attr is None) == (landmarks is None):
         raise AegenError("give exactly one of --attr NAME and --landmarks rotation")
@@ -210,7 +213,8 @@ def attribute(checkpoint: Path, *, attr: str | None = None, landmarks: LandmarkA
     x = datamodule.tensors("test", num)[0]
     codes = encode_all(model, x).unsqueeze(1) + values.view(1, -1, 1) * vector
     sheet = _decode(model, codes.flatten(0, 1)).unflatten(0, (len(x), steps))
-    return save_sheet(sheet, sheet_path(checkpoint, out, "attribute"))
+    labelled = Sheet(sheet, cols=numbers(values), corner=attr or landmarks)
+    return save_sheet(labelled, sheet_path(checkpoint, out, "attribute"))
 
 
 def _factor_images(checkpoint: Path, factor: str, split: str):
@@ -231,8 +235,8 @@ def _factor_images(checkpoint: Path, factor: str, split: str):
 
 def explore(checkpoint: Path, *, factor: str, out: ImageFile | None = None, num: SheetSide = 8, steps: Steps = 8,
             split: Split = "test", seed: Seed = 0) -> Path:
-    """A PNG sheet exploring one factor's code block (rows: test images, columns: steps from the
-    image's block to another image's).
+    """A PNG sheet exploring one factor's code block (rows: test images; columns: steps from the
+    image's block, 0, to another image's, 1, labelled).
 
     Args:
         checkpoint: an aegen checkpoint of a model trained on factor data.
@@ -248,7 +252,7 @@ def explore(checkpoint: Path, *, factor: str, out: ImageFile | None = None, num:
 
     from aegen.latent import encode_all
     from aegen.metrics.controllability import decode_all, different_partners, explore_codes
-    from aegen.viz import save_sheet
+    from aegen.viz import Sheet, numbers, save_sheet
 
     _check_sheet(num, steps, "--num x --steps")
     model, _, k, dims, images, factors = _factor_images(checkpoint, factor, split)
@@ -259,13 +263,14 @@ def explore(checkpoint: Path, *, factor: str, out: ImageFile | None = None, num:
     codes = encode_all(model, images, device="cpu")
     path = explore_codes(codes[rows], codes[ends], dims, steps)
     sheet = decode_all(model, path.flatten(0, 1)).unflatten(0, path.shape[:2])
-    return save_sheet(sheet, sheet_path(checkpoint, out, "explore"))
+    labelled = Sheet(sheet, cols=numbers(torch.linspace(0, 1, steps)), corner=factor)
+    return save_sheet(labelled, sheet_path(checkpoint, out, "explore"))
 
 
 def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile | None = None, num: SheetSide = 8,
          split: Split = "test", seed: Seed = 0) -> Path:
-    """A PNG sheet setting one factor of test images to the value of an image that has it (columns:
-    that image, the original, the edit).
+    """A PNG sheet setting one factor of test images to the value of an image that has it (columns,
+    labelled: that image, under the value, the original, the edit).
 
     Args:
         checkpoint: an aegen checkpoint of a model trained on factor data.
@@ -281,7 +286,7 @@ def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile | None = N
 
     from aegen.latent import encode_all
     from aegen.metrics.controllability import decode_all, edit_codes, parse_value
-    from aegen.viz import save_sheet
+    from aegen.viz import Sheet, save_sheet
 
     _check_sheet(num, 3, "--num (3 images a row)")
     model, datamodule, k, dims, images, factors = _factor_images(checkpoint, factor, split)
@@ -295,7 +300,8 @@ def edit(checkpoint: Path, *, factor: str, value: str, out: ImageFile | None = N
     codes = encode_all(model, images, device="cpu")
     edited = decode_all(model, edit_codes(codes[rows], codes[source].expand(len(rows), -1), dims))
     sheet = torch.stack([images[source].expand(len(rows), -1, -1, -1), images[rows], edited], dim=1)
-    return save_sheet(sheet, sheet_path(checkpoint, out, "edit"))
+    labelled = Sheet(sheet, cols=[value, "original", "edit"], corner=factor)
+    return save_sheet(labelled, sheet_path(checkpoint, out, "edit"))
 
 
 def prior(checkpoint: Path, *, out: OutputFile, kind: Literal["gan", "gmm"] = "gan", steps: Count = 2000,

@@ -82,6 +82,7 @@ def evaluate(
     seeds: Count = 1,
     seed: Seed = 0,
     inception_weights: str | Path | None = None,
+    download_inception: bool = False,
     data: str | None = None,
     data_options: dict[str, Any] | None = None,
     interp_samples: AtLeast2 | None = None,
@@ -107,6 +108,9 @@ def evaluate(
         seed: the first seed.
         inception_weights: torch-fidelity's Inception weights file (else $AEGEN_INCEPTION_WEIGHTS,
             else torch hub's checkpoint cache); only the fid/is/kid/pr groups need it.
+        download_inception: fetch torch-fidelity's Inception weights into torch hub's checkpoint cache
+            when no file is given and the cache lacks them ($AEGEN_DOWNLOAD_MIRROR: from
+            <mirror>/inception/); off by default: nothing is downloaded otherwise.
         data: evaluate on this dataset instead of the checkpoint's.
         data_options: datamodule settings replacing the checkpoint's (or the defaults of ``data``);
             on the command line, ``--data.x VALUE``.
@@ -124,7 +128,7 @@ def evaluate(
     _check_numbers(num_samples=num_samples, seeds=seeds, interp_samples=interp_samples, num_reference=num_reference,
                    disentangle_points=disentangle_points, tsne_points=tsne_points)
     requested = parse_groups(metrics)
-    weights = _inception_weights(requested, inception_weights)  # fail before any work when absent
+    weights = _inception_weights(requested, inception_weights, download_inception)  # fail before any work
     model, datamodule = _model_and_data(checkpoint, data, data_options, device)
     out = out_folder(checkpoint, out)
     num_samples, interp_samples = _sizes(datamodule, num_samples, interp_samples, num_reference)
@@ -188,14 +192,17 @@ def _check_numbers(**values: int | None) -> None:
             raise AegenError(f"--{name} {err}") from None
 
 
-def _inception_weights(requested: tuple[str, ...] | None, given: str | Path | None) -> Path | None:
-    """The Inception weights file when an Inception group is requested (an AegenError when there is none)."""
+def _inception_weights(requested: tuple[str, ...] | None, given: str | Path | None, download: bool) -> Path | None:
+    """The Inception weights file when an Inception group is requested (an AegenError when there is none);
+    ``download`` fetches it into torch hub's cache first when missing, even when no Inception group runs."""
     from aegen.metric_groups import INCEPTION_GROUPS
     from aegen.metrics import fidelity
 
-    if requested is None or not set(requested) & set(INCEPTION_GROUPS):
+    wanted = requested is not None and bool(set(requested) & set(INCEPTION_GROUPS))
+    if not wanted and not download:
         return None
-    return fidelity.inception_weights(given)
+    found = fidelity.inception_weights(given, download=download)
+    return found if wanted else None
 
 
 def _model_and_data(checkpoint: str | Path, data: str | None, data_options: dict[str, Any] | None,
@@ -226,7 +233,8 @@ def _plan(ev: Evaluation, requested: tuple[str, ...] | None) -> tuple[list[str],
     skipped = {n: r for n in names if (r := GROUPS[n].skip_reason(ev))}
     if requested is None:
         skipped.update({n: r for n in names if n not in skipped and (r := GROUPS[n].off_by_default(ev))})
-        skipped.update({n: "needs Inception weights: --metrics fid,is,kid,pr --inception_weights PATH"
+        skipped.update({n: "needs Inception weights: --metrics fid,is,kid,pr with --inception_weights PATH "
+                           "or --download-inception"
                         for n, g in GROUPS.items() if g.needs_weights})
     return [n for n in names if n not in skipped], skipped
 

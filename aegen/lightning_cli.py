@@ -16,12 +16,12 @@ from typing import Any, Literal, get_args
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichModelSummary
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 
-from aegen import presets, registry, training
+from aegen import console, presets, registry, training
 from aegen.cli import DEFAULT_DATA, LIGHTNING_COMMANDS
 from aegen.data.base import AEDataModule
 from aegen.errors import AegenError, DivergenceError
@@ -283,9 +283,11 @@ class AegenCLI(LightningCLI):
         callbacks = [*(trainer.get("callbacks") or []), training.Preemption()]
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             # a log file (SLURM, `| tee`) gets one plain line per epoch instead of a redrawn bar
-            callbacks.append(RichProgressBar() if sys.stdout.isatty() else training.EpochLines())
+            callbacks.append(console.LossBar() if sys.stdout.isatty() else console.EpochLines())
         kwargs.setdefault("callbacks", callbacks)
         built = super().instantiate_trainer(**kwargs)
+        built.callbacks = [console.ModelTable(c._max_depth, **c._summarize_kwargs) if type(c) is RichModelSummary else c
+                           for c in built.callbacks]  # Lightning's default summary, without "Total FLOPs: 0"
         if self.resumed_run is not None or self.evaluated_run is not None:  # the run keeps its config.yaml
             for callback in built.callbacks:
                 if isinstance(callback, SaveConfigCallback):
@@ -334,6 +336,7 @@ def run_lightning(argv: list[str]) -> None:
     if command == "fit":
         rest = _resume_args(rest)
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
+    console.quiet_known_noise()
     no_exit = {"exit_on_error": False}
     cli = AegenCLI(
         GenerativeAE,

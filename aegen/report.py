@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from aegen.latent import encode_all
-from aegen.viz import interpolation_sheet, recon_sheet, save_sheet
+from aegen.viz import interpolation_sheet, recon_sheet, save_sheet, traversal_sheet
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def write_sheets(model, datamodule, out: Path, seed: int = 0) -> dict[str, str]:
         "reconstructions": save_sheet(recon_sheet(model, x[:32]), out / "reconstructions.png"),
         "interpolations": save_sheet(interpolation_sheet(model, x[:16]), out / "interpolations.png"),
         "traversals (one code dimension per row)":
-            save_sheet(model.traversal(x[:1], steps=10), out / "traversals.png") if generates else None,
+            save_sheet(traversal_sheet(model, x[:1], steps=10), out / "traversals.png") if generates else None,
         "test codes, first two principal components": code_scatter(model, x, datamodule.class_labels(y), out / "codes_pca.png"),
     }
     return {title: path.name for title, path in sheets.items() if path is not None}

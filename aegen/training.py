@@ -13,8 +13,6 @@
 - ``plain``: hyperparameters as plain Python types, for weights-only checkpoints.
 - ``Preemption``: SIGTERM (and SIGUSR1 outside SLURM) saves ``last.ckpt`` at the end of the
   current batch and stops the run cleanly.
-- ``EpochLines``: the progress display when the output is not a terminal (SLURM logs, ``| tee``):
-  one plain line per training epoch.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import csv
 import os
 import random
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,6 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -49,7 +45,7 @@ RESUMABLE_TRAINER_KEYS = {
     "log_every_n_steps", "fast_dev_run", "plugins", "sync_batchnorm", "use_distributed_sampler",
 }
 #: data settings that do not change what a model sees
-RESUMABLE_DATA_KEYS = {"root", "num_workers", "pin_memory", "device_cache"}
+RESUMABLE_DATA_KEYS = {"root", "download", "num_workers", "pin_memory", "device_cache"}
 
 
 # ---------------------------------------------------------------------- run folders
@@ -239,53 +235,6 @@ class Preemption(pl.Callback):
             return
         self.saved = Path(folder) / LAST
         trainer.save_checkpoint(self.saved)
-
-
-# ---------------------------------------------------------------------- console
-class EpochLines(ProgressBar):
-    """A progress "bar" for logs: after each training epoch one line with the epoch, the global step, the
-    epoch's mean of each ``train/*`` loss (this process's batches, no extra synchronisation), ``val/loss`` and
-    the epoch's seconds. ``aegen fit`` uses it instead of the rich bar when stdout is not a terminal."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._enabled = True
-        self._sums: dict[str, tuple[Any, int]] = {}
-        self._seen: dict[str, torch.Tensor] = {}
-        self._start = 0.0
-        self._validated = False
-
-    def disable(self) -> None:
-        self._enabled = False
-
-    def enable(self) -> None:
-        self._enabled = True
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._sums, self._seen, self._start, self._validated = {}, {}, time.monotonic(), False
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._validated = self._validated or not trainer.sanity_checking
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        for key, value in trainer.callback_metrics.items():
-            # summed on the device (one transfer per epoch, at its end); a value not logged again is not recounted
-            if key.startswith("train/") and value is not self._seen.get(key):
-                self._seen[key] = value
-                total, count = self._sums.get(key, (0.0, 0))
-                self._sums[key] = (value.detach().float() + total, count + 1)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._enabled or not trainer.is_global_zero:
-            return
-        parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}"]
-        parts += [f"{key} {float(total) / count:.4g}" for key, (total, count) in sorted(self._sums.items())]
-        val = trainer.callback_metrics.get("val/loss")
-        if val is not None and self._validated:  # not a previous epoch's value
-            parts.append(f"val/loss {val.item():.4g}")
-        parts.append(f"{time.monotonic() - self._start:.1f}s")
-        print("  ".join(parts), flush=True)
 
 
 def plain(value: Any) -> Any:

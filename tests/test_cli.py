@@ -85,10 +85,14 @@ def test_fit_evaluate_sample_interpolate(capsys, ae_checkpoint, tmp_path):
                  "--num", "4", "--out", "a.png"]) == 0
     from PIL import Image
 
-    assert Image.open("s.png").size == (2 + 3 * 34, 2 + 3 * 34)
-    assert Image.open("i.png").size == (2 + 5 * 34, 2 + 3 * 34)
-    assert Image.open("neighbours.png").size == (2 + 10 * 34, 2 + 2 * 34)
-    assert Image.open("a.png").size == (2 + 5 * 34, 2 + 4 * 34)
+    def margins(png, rows, cols):  # beyond the grid of rows x cols tiles: the labels
+        width, height = Image.open(png).size
+        return width - (2 + cols * 34), height - (2 + rows * 34)
+
+    assert Image.open("s.png").size == (2 + 3 * 34, 2 + 3 * 34)  # samples: no labels
+    left, top = margins("i.png", 3, 2 + 5)  # the real pair at each row's ends, alpha labels above
+    assert left > 0 and top > 0 and margins("neighbours.png", 2, 2 + 10) == (left, top)
+    assert min(margins("a.png", 4, 5)) > 0  # strengths above the columns, the attribute in the corner
     assert "class=3" in _error(capsys, ["attribute", str(ae_checkpoint), "--attr", "Smiling"])
 
 

@@ -101,8 +101,7 @@ def test_real_datasets_never_download(tmp_path, monkeypatch):
     for name in ("mnist", "fashion_mnist", "cifar10", "svhn"):
         with pytest.raises(AegenError, match="missing .*never downloads"):
             get_data(name)(root=str(tmp_path / "none")).setup()
-    with pytest.raises(TypeError):
-        get_data("mnist")(download=True)  # no such option
+    assert get_data("mnist")().download is False  # downloads are opt-in (--data.download true)
 
 
 def test_mnist_trains_through_aegen_fit_with_device_cache(capsys, tmp_path):

@@ -348,25 +348,40 @@ class TrainTestDataModule(AEDataModule):
     """A dataset with official train and test sets read from local files into memory.
 
     Validation is a fixed seeded share of the official training set; test is the official test
-    set. Subclasses implement ``load_train_test`` (uint8 images at their native size). Nothing is
-    ever downloaded: a missing file gets one error saying where to get it and where to put it.
+    set. Subclasses implement ``load_train_test`` (uint8 images at their native size) and ``fetch``.
+    Nothing is downloaded unless ``download`` is set: a missing file gets one error saying where to
+    get it and where to put it.
     """
 
-    def __init__(self, val_fraction: float = 0.1, **kwargs) -> None:
+    def __init__(self, val_fraction: float = 0.1, download: bool = False, **kwargs) -> None:
         """
         Args:
             val_fraction: share of the official training set held out for validation.
+            download: fetch missing files from torchvision's sources (or $AEGEN_DOWNLOAD_MIRROR) into
+                the data root, md5-checked; files already there are used as they are.
         """
         super().__init__(**kwargs)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         self.val_fraction = val_fraction
+        self.download = download
+
+    def fetch(self) -> None:
+        """Download the missing files into the layout ``load_train_test`` reads (``aegen.data.download``)."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Lightning's once-per-node hook: downloads when ``download`` is set."""
+        if self.download:
+            self.fetch()
 
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
         """(train, test) as uint8 (N, C, H, W) images and long labels, from local files."""
         raise NotImplementedError
 
     def load_splits(self) -> dict[str, Split]:
+        if self.download:  # a no-op when prepare_data has run; needed when setup() is called directly
+            self.fetch()
         (train_x, train_y), (test_x, test_y) = self.load_train_test()
         train_x, test_x = resize_uint8(train_x, self.image_size), resize_uint8(test_x, self.image_size)
         fit, val = random_split_indices(len(train_x), (1 - self.val_fraction, self.val_fraction), self.split_seed)

@@ -9,7 +9,10 @@ SVHN (cropped digits): ``<root>/svhn/train_32x32.mat`` and ``test_32x32.mat`` (M
 read with scipy); ``--data.extra true`` adds ``extra_32x32.mat`` to the training data. Label 10
 (the digit 0) becomes class 0.
 
-Nothing is downloaded: place the files there yourself.
+Place the files there yourself, or pass ``download=True`` (``--data.download true``) to fetch the
+missing ones from torchvision's sources, checked against its md5 sums (CIFAR-10: the archive is
+downloaded, its batches copied into ``cifar-10-batches-py/`` and the archive removed; the batches
+are then read with the restricted unpickler like any others).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import scipy.io
 import torch
 
 from aegen.data.base import TensorSplit, TrainTestDataModule, find_files
+from aegen.data.download import download_file, extract_members, sources
 from aegen.errors import AegenError
 from aegen.registry import register_data
 
@@ -78,9 +82,28 @@ class CIFAR10(TrainTestDataModule):
     TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
     TEST = ("test_batch",)
 
+    def fetch(self) -> None:
+        """Download torchvision's cifar-10-python.tar.gz when batches are missing, copy them into
+        <root>/cifar-10-batches-py and remove the downloaded archive."""
+        from torchvision.datasets import CIFAR10 as Source
+
+        missing = [n for n in (*self.TRAIN, *self.TEST) if not (self.root / self.folder / n).is_file()]
+        if not missing:
+            return
+        archive = self.root / Source.filename
+        placed = archive.is_file()  # an archive the user put there is used (when its md5 matches) and kept
+        download_file(sources([Source.url], self.registry_name, Source.filename), archive, self.registry_name,
+                      md5=Source.tgz_md5)
+        try:
+            extract_members(archive, self.folder, missing, self.root / self.folder, self.registry_name)
+        finally:
+            if not placed:
+                archive.unlink(missing_ok=True)
+
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
         how = ("extract cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into the data root, "
-               f"or point --data.root (or $AEGEN_DATA) at the directory holding {self.folder}; aegen never downloads it")
+               f"or point --data.root (or $AEGEN_DATA) at the directory holding {self.folder}, or pass "
+               "--data.download true; aegen never downloads it otherwise")
         paths = find_files(self.root / self.folder, (*self.TRAIN, *self.TEST), self.registry_name, how)
         parts = [read_cifar_batch(p) for p in paths]
         train_x, train_y = (np.concatenate(a) for a in zip(*parts[:-1]))
@@ -126,9 +149,20 @@ class SVHN(TrainTestDataModule):
     def _files(self) -> tuple[str, ...]:
         return ("train_32x32.mat", "test_32x32.mat", *(("extra_32x32.mat",) if self.extra else ()))
 
+    def fetch(self) -> None:
+        """Download the missing .mat files into <root>/svhn from torchvision's sources."""
+        from torchvision.datasets import SVHN as Source
+
+        for split in ("train", "test", *(("extra",) if self.extra else ())):
+            url, name, md5 = Source.split_list[split]
+            if not (self.root / self.folder / name).is_file():
+                download_file(sources([url], self.registry_name, name), self.root / self.folder / name,
+                              self.registry_name, md5=md5)
+
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
         how = ("get them from http://ufldl.stanford.edu/housenumbers/ into that directory, or point --data.root "
-               f"(or $AEGEN_DATA) at the directory holding {self.folder}/; aegen never downloads them")
+               f"(or $AEGEN_DATA) at the directory holding {self.folder}/, or pass --data.download true; "
+               "aegen never downloads them otherwise")
         paths = find_files(self.root / self.folder, self._files(), self.registry_name, how)
         train, test, *extra = (read_svhn_mat(p) for p in paths)
         if extra:

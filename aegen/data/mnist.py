@@ -2,8 +2,9 @@
 
 ``<root>/MNIST/raw/`` (``<root>/FashionMNIST/raw/`` for Fashion-MNIST) holds
 ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-``t10k-labels-idx1-ubyte``, each optionally gzipped (``.gz``). The IDX format is parsed here
-(no torchvision needed). Nothing is downloaded: place the files there yourself.
+``t10k-labels-idx1-ubyte``, each optionally gzipped (``.gz``). The IDX format is parsed here.
+Place the files there yourself, or pass ``download=True`` (``--data.download true``) to fetch the
+missing ``.gz`` files from torchvision's mirrors, checked against its md5 sums.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from aegen.data.base import TensorSplit, TrainTestDataModule, find_files
+from aegen.data.download import download_file, sources
 from aegen.errors import AegenError
 from aegen.registry import register_data
 
@@ -52,6 +54,7 @@ class MNIST(TrainTestDataModule):
     channels = 1
     num_classes = 10
     folder = "MNIST"
+    TORCHVISION = "MNIST"  # the torchvision.datasets class whose mirrors and md5 sums ``fetch`` uses
     SOURCE = "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirror)"
     FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -69,9 +72,21 @@ class MNIST(TrainTestDataModule):
             raise AegenError(f"{labels_path} holds labels up to {labels.max()}, expected 0..{self.num_classes - 1}")
         return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
+    def fetch(self) -> None:
+        """Download the missing IDX files (``.gz``) into <root>/<folder>/raw from torchvision's mirrors."""
+        import torchvision.datasets
+
+        source = getattr(torchvision.datasets, self.TORCHVISION)
+        for name, md5 in source.resources:
+            stem = name.removesuffix(".gz")
+            if not any((self.directory / (stem + s)).is_file() for s in ("", ".gz")):
+                urls = sources([mirror + name for mirror in source.mirrors], self.registry_name, name)
+                download_file(urls, self.directory / name, self.registry_name, md5=md5)
+
     def load_train_test(self) -> tuple[TensorSplit, TensorSplit]:
         how = (f"place the four IDX files (optionally .gz; from {self.SOURCE}) there, or point --data.root "
-               f"(or $AEGEN_DATA) at the directory holding {self.folder}/raw; aegen never downloads them")
+               f"(or $AEGEN_DATA) at the directory holding {self.folder}/raw, or pass --data.download true; "
+               "aegen never downloads them otherwise")
         paths = find_files(self.directory, self.FILES, self.registry_name, how, suffixes=("", ".gz"))
         return self._read_pair(paths[0], paths[1]), self._read_pair(paths[2], paths[3])
 
@@ -81,4 +96,5 @@ class FashionMNIST(MNIST):
     """Fashion-MNIST clothing images from local IDX files (<root>/FashionMNIST/raw), 10 classes."""
 
     folder = "FashionMNIST"
+    TORCHVISION = "FashionMNIST"
     SOURCE = "https://github.com/zalandoresearch/fashion-mnist"

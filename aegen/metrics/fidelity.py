@@ -6,11 +6,13 @@ chunk from a seeded generator (the same images for the same seed, whatever the o
 this replaces torch-fidelity's generator wrapper, whose class-conditional path breaks on current
 NumPy.
 
-Inception weights are never downloaded. ``inception_weights`` looks for torch-fidelity's file
-``weights-inception-2015-12-05-6726825d.pth`` at ``--inception_weights PATH``, else
-``$AEGEN_INCEPTION_WEIGHTS``, else torch hub's checkpoint cache (where torch-fidelity and
-torchmetrics would have downloaded it), and raises a one-line ``AegenError`` naming them when
-absent. The file is read with ``weights_only=True`` before torch-fidelity sees it.
+Inception weights are downloaded only on request (``download_inception``, ``aegen evaluate
+--download-inception``: torch-fidelity's file into torch hub's checkpoint cache). ``inception_weights``
+looks for torch-fidelity's file ``weights-inception-2015-12-05-6726825d.pth`` at
+``--inception_weights PATH``, else ``$AEGEN_INCEPTION_WEIGHTS``, else torch hub's checkpoint cache
+(where torch-fidelity and torchmetrics would have downloaded it), and raises a one-line
+``AegenError`` naming them when absent. The file is read with ``weights_only=True`` before
+torch-fidelity sees it.
 """
 
 from __future__ import annotations
@@ -52,11 +54,17 @@ def hub_inception_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
 
 
-def inception_weights(path: str | Path | None = None) -> Path:
+#: keys every torch-fidelity InceptionV3 state dict holds (a cheap layout check)
+INCEPTION_KEYS = ("Mixed_7c.branch_pool.conv.weight", "fc.weight")
+
+
+def inception_weights(path: str | Path | None = None, download: bool = False) -> Path:
     """The Inception weights file: ``path``, else $AEGEN_INCEPTION_WEIGHTS, else torch hub's cache.
 
-    Raises a one-line AegenError saying where to put the file when none exists. The file is
-    checked with a weights-only read (no pickled code) and for the Inception layout.
+    With ``download``, a file missing from torch hub's cache (when no path or variable is given) is
+    fetched there first (``download_inception``). Raises a one-line AegenError saying where to put
+    the file when none exists. The file is checked with a weights-only read (no pickled code) and
+    for the Inception layout.
     """
     if path is not None or os.environ.get(INCEPTION_ENV):
         source = "--inception_weights" if path is not None else f"${INCEPTION_ENV}"
@@ -65,14 +73,40 @@ def inception_weights(path: str | Path | None = None) -> Path:
             raise AegenError(f"Inception weights not found at {found} (from {source}); it must be torch-fidelity's "
                              f"{INCEPTION_FILE} ({URL_INCEPTION_V3})")
     else:
-        found = hub_inception_path()
+        found = download_inception() if download else hub_inception_path()
         if not found.is_file():
             raise AegenError(
-                f"Inception weights not found: download {URL_INCEPTION_V3} on a machine with internet and pass "
-                f"--inception_weights PATH, set ${INCEPTION_ENV}=PATH, or put it at {found}")
+                f"Inception weights not found: pass --download-inception (aegen evaluate) to fetch {URL_INCEPTION_V3} "
+                f"there when online, or download it elsewhere and pass --inception_weights PATH, set "
+                f"${INCEPTION_ENV}=PATH, or put it at {found}")
     state = read_state_dict(found, "Inception weights")
-    if "Mixed_7c.branch_pool.conv.weight" not in state or "fc.weight" not in state:
+    if not all(key in state for key in INCEPTION_KEYS):
         raise AegenError(f"{found} is not torch-fidelity's InceptionV3 state dict ({INCEPTION_FILE})")
+    return found
+
+
+def _not_inception(path: Path) -> str | None:
+    """Why a downloaded file is not torch-fidelity's Inception weights (None when it is)."""
+    try:
+        state = read_state_dict(path, "Inception weights")
+    except AegenError:
+        return "not a weights file that loads without running code"
+    return None if all(key in state for key in INCEPTION_KEYS) else "not torch-fidelity's InceptionV3 state dict"
+
+
+def download_inception() -> Path:
+    """torch-fidelity's Inception weights in torch hub's cache, downloaded when absent ($AEGEN_DOWNLOAD_MIRROR:
+    from ``<mirror>/inception/<file>``); checked as ``inception_weights`` checks them before it is renamed into place.
+
+    torch-fidelity publishes no checksum for the file: a complete transfer (the announced length) and
+    the weights-only read with the Inception layout are the checks. Raises one AegenError on failure.
+    """
+    from aegen.data.download import download_file, sources
+
+    found = hub_inception_path()
+    if not found.is_file():
+        download_file(sources([URL_INCEPTION_V3], "inception", INCEPTION_FILE), found, "Inception weights",
+                      check=_not_inception)
     return found
 
 
@@ -187,7 +221,7 @@ def fidelity(
     ``precision``, ``recall``, ``f_score``) with ``suffix`` after the metric's name (``_judge``:
     ``fid_judge``, ``is_judge_mean``, ...). KID's
     subset size shrinks to the smaller input when that has fewer than ``kid_subset_size`` images.
-    Inception weights are resolved with ``inception_weights(weights)``: never downloaded.
+    Inception weights are resolved with ``inception_weights(weights)``: never downloaded here.
     """
     unknown = set(metrics) - {"fid", "is", "kid", "pr"}
     if unknown:

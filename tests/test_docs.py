@@ -28,3 +28,16 @@ def test_no_file_refers_to_notes_outside_the_project():
     offenders = [str(p.relative_to(ROOT)) for p in [*DOCS, *ROOT.glob("aegen/**/*.py")]
                  if "METHODS.md" in p.read_text(encoding="utf-8")]
     assert not offenders
+
+
+PRESETS = sorted((ROOT / "aegen" / "configs").glob("*/paper*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_method_page_shows_each_paper_preset_verbatim(preset: Path):
+    """docs/methods/MODEL.md carries every paper preset file as a yaml block headed by its path,
+    so the page and the preset cannot drift apart."""
+    page = (ROOT / "docs" / "methods" / f"{preset.parent.name}.md").read_text()
+    path = preset.relative_to(ROOT).as_posix()
+    block = f"```yaml\n# {path}\n{preset.read_text()}```"
+    assert block in page, f"docs/methods/{preset.parent.name}.md lacks {path} verbatim; paste it in a yaml block"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aegen
-from aegen.models.gaia import balanced_losses, interpolate_halves, structure_loss
+from aegen.models.gaia import balanced_losses, check_options, interpolate_halves, structure_loss
 from aegen.nets import MunitDecoder, MunitEncoder
 
 
@@ -90,6 +90,7 @@ def test_gaia_paper_preset_builds_the_authors_nets():
 
     paper = options("gaia", "paper")
     assert paper["arch"] == "munit" and paper["lr"] == 1e-4 and paper["adam_eps"] == 1e-8
+    assert paper["alpha"] is None and paper["structure_code"] == "content"  # alpha = lr / 2, content code only
     with torch.device("meta"):  # the shapes of the 287M-parameter nets, without their memory
         model = aegen.get_model("gaia")(img_shape=(3, 128, 128), **paper)
         x = torch.empty(8, 3, 128, 128)
@@ -98,6 +99,33 @@ def test_gaia_paper_preset_builds_the_authors_nets():
     assert model.encoder.content_head.out_features == 512 and model.encoder.style[-1].out_channels == 512
     assert model.discriminator.encoder.feature_channels == 128  # D: half of G's 256 channels, no bottleneck
     assert model.discriminator.encoder.content_head is None and len(model.discriminator.decoder.res) == 4
+    assert model.alpha == pytest.approx(5e-5)
+
+
+def test_alpha_none_is_half_the_learning_rate():
+    gaia = aegen.get_model("gaia")
+    assert gaia(img_shape=(1, 16, 16), latent_dim=4, width=4, lr=0.3, alpha=None).alpha == pytest.approx(0.15)
+    assert gaia(img_shape=(1, 16, 16), latent_dim=4, width=4, lr=0.3).alpha == 5e-5  # the default does not follow lr
+    assert gaia(img_shape=(1, 16, 16), latent_dim=4, width=4, alpha=0.0).structure_term(
+        torch.randn(4, 1, 16, 16), torch.randn(4, 4)).item() == 0
+
+
+def test_structure_loss_on_the_content_code_only():
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 32, 32)
+    options = dict(img_shape=(1, 32, 32), latent_dim=12, style_dim=5, width=4, arch="munit", n_res=1)
+    model = aegen.get_model("gaia")(structure_code="content", **options)
+    z = model.encode(x)
+    torch.testing.assert_close(model.structure_term(x, z), structure_loss(x, z[:, 5:]))
+    loud_style = torch.cat([10 * torch.randn(6, 5), z[:, 5:]], 1)  # the style part does not count
+    torch.testing.assert_close(model.structure_term(x, loud_style), structure_loss(x, z[:, 5:]))
+    whole = aegen.get_model("gaia")(**options)  # the default: the whole code [style, content]
+    torch.testing.assert_close(whole.structure_term(x, z), structure_loss(x, z))
+    assert whole.structure_term(x, loud_style).item() != pytest.approx(structure_loss(x, z[:, 5:]).item(), rel=0.01)
+    with pytest.raises(ValueError, match="structure_code content needs a content code: arch munit, not conv"):
+        aegen.get_model("gaia")(structure_code="content")
+    with pytest.raises(ValueError, match="unknown structure_code"):
+        check_options("munit", 12, 5, "style")
 
 
 def test_acai_critic_regresses_alpha_and_interpolants_are_mixes():

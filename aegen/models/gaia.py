@@ -17,14 +17,14 @@ authors' code:
 Presets: the defaults train on the embedded 32 px digits on a CPU in minutes (plain conv
 encoder/decoder, base learning rate 1e-3); ``--preset paper`` is the authors' CelebA training
 from their public notebook (their residual/AdaIN nets, 512-d style and 512-d content codes,
-lr 1e-4, Adam epsilon 1e-8, batch 8, 128 px; ``--data celeba`` for the data).
+lr 1e-4, Adam epsilon 1e-8, batch 8, 128 px, structure loss weight lr / 2 on the content code;
+``--data celeba`` for the data). The defaults' structure loss covers the whole code with weight 5e-5.
 
 Deviations from the authors' code, in every preset: images are in [-1, 1] with a tanh decoder
 (the reference used [0, 1] and a sigmoid), so the L1 errors are halved to keep the reference's
-[0, 1] scale that the slope and clip bounds were tuned for; the structure loss compares the image
-distances with those of the whole code [style, content] (the reference: the content code only);
-the ``munit`` decoder gives each residual block its own AdaIN scale and shift (the reference shares
-one pair across blocks); layers keep PyTorch's initialisation (the reference: variance scaling).
+[0, 1] scale that the slope and clip bounds were tuned for; the ``munit`` decoder gives each
+residual block its own AdaIN scale and shift (the reference shares one pair across blocks); layers
+keep PyTorch's initialisation (the reference: variance scaling).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from aegen.nets import ConvDecoder, ConvEncoder, MunitDecoder, MunitEncoder
 from aegen.registry import register_model
 
 Arch = Literal["conv", "munit"]
+StructureCode = Literal["all", "content"]
 
 
 def pairwise_sq_distances(v: Tensor) -> Tensor:
@@ -145,12 +146,18 @@ class AutoencodingDiscriminator(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def check_options(arch: str, latent_dim: int, style_dim: int) -> None:
-    """Raise a ValueError for an unknown ``arch`` or a ``munit`` code without room for content."""
+def check_options(arch: str, latent_dim: int, style_dim: int, structure_code: str = "all") -> None:
+    """Raise a ValueError for an unknown ``arch``, a ``munit`` code without room for content, or
+    ``structure_code content`` without a content code."""
     if arch not in get_args(Arch):
         raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(get_args(Arch))}")
     if arch == "munit" and latent_dim <= style_dim:
         raise ValueError(f"latent_dim ({latent_dim}) must exceed style_dim ({style_dim}) for arch munit")
+    if structure_code not in get_args(StructureCode):
+        choices = ", ".join(get_args(StructureCode))
+        raise ValueError(f"unknown structure_code {structure_code!r}; choose one of: {choices}")
+    if structure_code == "content" and arch != "munit":
+        raise ValueError(f"structure_code content needs a content code: arch munit, not {arch}")
 
 
 @register_model("gaia")
@@ -162,7 +169,8 @@ class GAIA(GenerativeAE):
         arch: Arch = "conv",
         lr: float = 1e-3,
         adam_eps: float = 1e-8,
-        alpha: float = 5e-5,
+        alpha: float | None = 5e-5,
+        structure_code: StructureCode = "all",
         slope: float = 20.0,
         sigma: float = 0.5,
         max_fake: float = 0.9,
@@ -183,7 +191,11 @@ class GAIA(GenerativeAE):
             lr: the base learning rate that lr balancing splits between G and D (paper 1e-4 at
                 batch 8 for days on GPUs; 1e-3 here so small data trains in minutes on a CPU).
             adam_eps: Adam's epsilon (paper 1e-8).
-            alpha: weight of the structure-consistency loss (paper: lr / 2 = 5e-5).
+            alpha: weight of the structure-consistency loss; None: half the base learning rate,
+                ``lr / 2``, as in the paper (5e-5 at its lr 1e-4). The default stays 5e-5 at lr 1e-3.
+            structure_code: the part of the code the structure loss compares with the images: ``all``
+                (the whole code) or ``content`` (``munit`` only: the content code without the style,
+                as in the authors' code).
             slope: slope of the balancing sigmoid s(v) = 1 / (1 + exp(-slope * v)) (paper 20).
             sigma: weight of f_samp against r in D's fake proportion (paper 0.5).
             max_fake: upper clip of D's fake proportion (paper 0.9).
@@ -198,7 +210,7 @@ class GAIA(GenerativeAE):
             n_res: residual blocks per net (``munit`` only; paper 4).
         """
         super().__init__(lr=lr, **kwargs)
-        check_options(arch, self.latent_dim, style_dim)
+        check_options(arch, self.latent_dim, style_dim, structure_code)
         width, options = self.hparams.width, {"style_dim": style_dim, "n_res": n_res, "disc_levels": disc_levels}
         self.encoder, self.decoder = build_nets(arch, self.img_shape, self.latent_dim, width, **options)
         self.discriminator = AutoencodingDiscriminator(*build_nets(arch, self.img_shape, None, max(width // 2, 1), **options))
@@ -209,6 +221,20 @@ class GAIA(GenerativeAE):
             "generator": ([*self.encoder.parameters(), *self.decoder.parameters()], eps),
             "discriminator": (self.discriminator.parameters(), eps),
         }
+
+    @property
+    def alpha(self) -> float:
+        """The structure loss weight in use: ``alpha``, or ``lr / 2`` when it is None."""
+        alpha = self.hparams.alpha
+        return self.hparams.lr / 2 if alpha is None else alpha
+
+    def structure_part(self, z: Tensor) -> Tensor:
+        """The part of the code (B, D) that the structure loss compares with the images."""
+        return z[:, self.hparams.style_dim :] if self.hparams.structure_code == "content" else z
+
+    def structure_term(self, x: Tensor, z: Tensor) -> Tensor:
+        """L_dist of the images and (the chosen part of) their codes; 0 when alpha is 0."""
+        return structure_loss(x, self.structure_part(z)) if self.alpha else x.new_zeros(())
 
     def interpolation_codes(self, z: Tensor) -> Tensor:
         """Codes between the two halves of the batch, coefficients ~ N(interp_mean, interp_std^2)."""
@@ -236,10 +262,10 @@ class GAIA(GenerativeAE):
             # ... and G's losses see D as fixed, so one backward pass updates each net by its own loss
             f_real_g = l1(x, self.frozen_discriminator(x_recon))
             f_samp_g = l1(x_interp, self.frozen_discriminator(x_interp))
-            dist = structure_loss(x, z) if hp.alpha else x.new_zeros(())
+            dist = self.structure_term(x, z)
             options = dict(slope=hp.slope, sigma=hp.sigma, max_fake=hp.max_fake, clip=hp.clip, detach=hp.detach_balance)
-            d = balanced_losses(r, f_real_d, f_samp_d, dist.detach(), alpha=hp.alpha, **options)
-            g = balanced_losses(r.detach(), f_real_g, f_samp_g, dist, alpha=hp.alpha, **options)
+            d = balanced_losses(r, f_real_d, f_samp_d, dist.detach(), alpha=self.alpha, **options)
+            g = balanced_losses(r.detach(), f_real_g, f_samp_g, dist, alpha=self.alpha, **options)
             if hp.lr_balancing:
                 d_share = d["d_share"].item()
                 self._set_lr("discriminator", d_share * hp.lr)

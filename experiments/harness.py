@@ -5,7 +5,7 @@ it (``aegen fit ...`` prints ``checkpoint: PATH`` last; ``aegen evaluate CKPT --
 ``DIR/metrics.json``). The scripts run as ``python experiments/NAME.py``; Python puts
 ``experiments/`` on ``sys.path``, so they import this module as ``from harness import fit``. The
 ``aegen`` subprocesses get ``experiments/`` on their import path too, so a script's own classes
-can be named by class path (``fit("deae", data="deae_common.FewFonts")``).
+can be named by class path (``fit("deae", data="claims.deae_common.FewFonts")``).
 """
 
 from __future__ import annotations

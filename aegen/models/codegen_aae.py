@@ -34,7 +34,7 @@ Presets: the defaults train stably at short CPU budgets on the embedded data; th
 (aegen/configs/codegen_aae/paper.yaml: ``aegen fit --model codegen_aae --preset paper``, or
 ``CodeGeneratorAAE(**aegen.presets.options("codegen_aae", "paper"))``) is the paper's training as
 described above. The defaults deviate from the paper in four options, because the paper's training
-collapses on digits (experiments/README.md): CG also follows the encoder's codes against D_C in
+collapses on digits (RESULTS.md): CG also follows the encoder's codes against D_C in
 the AAE phase (``code_follow_weight`` 1, paper 0: the paper keeps CG fixed there, and CG alone,
 trained through D_I, collapses to one shape); the decoder learns in the AAE phase only
 (``decoder_in_both_phases`` off, paper on: Table 3's row without "C"; with it the decoder collapses

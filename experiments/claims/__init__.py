@@ -41,6 +41,7 @@ class Context:
     data_root: Path | None = None
     inception_weights: Path | None = None
     epochs: int | None = None  # overrides the scale's epochs (the table says so)
+    reused: int = 0  # fits found done under OUT/runs and not trained again
 
     @property
     def threads(self) -> str:
@@ -72,6 +73,7 @@ class Context:
         if done.exists():
             record = json.loads(done.read_text())
             if Path(record["checkpoint"]).exists():
+                self.reused += 1
                 return Path(record["checkpoint"]), record["seconds"]
         root.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -211,7 +213,9 @@ def render(ctx: Context, claim: Claim, report: Report, seconds: float) -> tuple[
     head = [f"## {claim.name}: {report.title}", "",
             f"- Paper: {claim.paper}", f"- Setting ({ctx.scale}): {report.setting}",
             f"- Seeds: {', '.join(map(str, ctx.seeds))}; threads: {ctx.threads}; hardware: {hardware}; "
-            f"wall time: {seconds / 60:.1f} min", ""]
+            f"wall time: {seconds / 60:.1f} min"
+            + (f" ({ctx.reused} fits reused from earlier runs under OUT/runs; the fit times are theirs)" if ctx.reused
+               else ""), ""]
     table = markdown_table(report.rows)
     lines = [*head, table]
     if verdicts:
@@ -220,7 +224,7 @@ def render(ctx: Context, claim: Claim, report: Report, seconds: float) -> tuple[
     lines += [""] + [f"- {note}" for note in report.notes] if report.notes else []
     record = {"claim": claim.name, "title": report.title, "paper": claim.paper, "scale": ctx.scale,
               "setting": report.setting, "seeds": ctx.seeds, "threads": ctx.threads, "hardware": hardware,
-              "wall_s": seconds, "rows": report.rows, "verdicts": verdicts, "notes": report.notes,
+              "wall_s": seconds, "reused_fits": ctx.reused, "rows": report.rows, "verdicts": verdicts, "notes": report.notes,
               "comparisons": [vars(c) | {"ours": list(map(float, c.ours)), "other": list(map(float, c.other))}
                               for c in report.comparisons], "data": report.data}
     return "\n".join(lines) + "\n", record

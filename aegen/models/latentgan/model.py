@@ -31,7 +31,7 @@ the paper as follows, each for a reason:
 - a small latent GAN (16-d noise, 256-256 MLPs, lambda_disc 1) with 16 updates per minibatch and
   Adam at 1e-3 for every player: on small data and short runs the latent GAN converges, and the
   codes settle, where the paper's 2e-4 leaves them moving under it for the whole run (tuned on the
-  embedded digits and 5,000 MNIST digits, experiments/README.md).
+  embedded digits and 5,000 MNIST digits, RESULTS.md).
 
 Choices where the paper is silent or inconsistent: the decoder's final conv has one channel per
 image channel (Table 2 prints 3 for MNIST); Table 3's batch-norm widths are typos for the conv

@@ -20,7 +20,7 @@ disentangle    ``mig``, ``dci_disentanglement``/``_completeness``/``_informative
 edit           ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc`` (+ per factor), ``recon_acc_keep``:
                per-factor judges read edited test images (datasets with factors;
                ``aegen.metrics.controllability``)
-recon          ``recon_mse``, ``psnr``, ``ssim`` on the test split
+recon          ``recon_mse``, ``psnr``, ``ssim`` on the test split; ``recon_judge_acc`` on labelled data
 interp         ``interp_fid_judge``: judge FID of decoded midpoints of random test pairs vs
                the test images
 codes          no keys: ``codes_tsne.png``, a t-SNE of generated codes (the codes ``sample``

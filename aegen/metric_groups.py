@@ -19,7 +19,7 @@ from aegen.errors import AegenError
 from aegen.metrics import clustering, fidelity
 from aegen.metrics.disentanglement import disentanglement_metrics
 from aegen.metrics.judge import FEATURE_EXTRACTOR as JUDGE, JudgeNet, get_judge, judge_path
-from aegen.metrics.reconstruction import interpolation_midpoints, reconstruction_metrics
+from aegen.metrics.reconstruction import interpolation_midpoints, reconstruction_collection, reconstruction_metrics
 from aegen.metrics.splits import labelled_batches
 
 INCEPTION_GROUPS = ("fid", "is", "kid", "pr")
@@ -203,17 +203,39 @@ def disentangle_group(ev: Evaluation) -> dict[str, float]:
     return disentanglement_metrics(train.codes, train.labels, test.codes, test.labels, n, n // 2, seed=ev.seed)
 
 
+def edit_scores_of(ev: Evaluation) -> dict[str, float]:
+    """``aegen.metrics.controllability.edit_scores`` at ``ev.seed``, computed once for the edit and recon groups."""
+    from aegen.metrics.controllability import edit_scores
+
+    return ev.cached(("edit_scores", ev.seed), lambda: edit_scores(ev.model, ev.datamodule, seed=ev.seed))
+
+
 @metric_group("edit", skip_reason=_no_factors)
 def edit_group(ev: Evaluation) -> dict[str, float]:
     """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc``."""
-    from aegen.metrics.controllability import edit_scores
-
-    return edit_scores(ev.model, ev.datamodule, seed=ev.seed)
+    return dict(edit_scores_of(ev))
 
 
 @metric_group("recon", stochastic=False)
+@torch.no_grad()
 def recon_group(ev: Evaluation) -> dict[str, float]:
-    return reconstruction_metrics(ev.model, labelled_batches(ev.datamodule, "test", ev.batch_size))
+    """``recon_mse``, ``psnr``, ``ssim`` and, on labelled data, ``recon_judge_acc``: the share of test
+    reconstructions the judge reads as their class (factor data: ``recon_acc_keep``, every factor read right)."""
+    batches = labelled_batches(ev.datamodule, "test", ev.batch_size)
+    if ev.datamodule.factor_names:
+        return {**reconstruction_metrics(ev.model, batches), "recon_judge_acc": edit_scores_of(ev)["recon_acc_keep"]}
+    if not ev.has_classes():
+        return reconstruction_metrics(ev.model, batches)
+    judge, metrics = ev.judge(), reconstruction_collection().to(ev.device)
+    right = total = 0
+    for x, y in batches:
+        x, classes = x.to(ev.device), ev.class_labels(y)
+        recon = ev.model.reconstruct(x)
+        metrics.update(recon, x)
+        known = classes >= 0  # -1: an unlabelled image
+        right += (judge.predict(recon.cpu())[known] == classes[known]).sum().item()
+        total += int(known.sum())
+    return {**{k: float(v) for k, v in metrics.compute().items()}, "recon_judge_acc": right / max(total, 1)}
 
 
 @metric_group("interp", skip_reason=_no_classes)

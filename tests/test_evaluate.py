@@ -374,7 +374,7 @@ def test_evaluate_prints_progress_on_stderr_and_ends_with_where_it_wrote(capsys,
     assert out[-1] == f"wrote {Path('ev') / 'metrics.json'} and {Path('ev') / 'report.md'}"
     assert "{" not in captured.out and any(ln.split()[0] == "recon_mse" for ln in out[:-1])
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert "recon_mse" in saved and "judge_path" not in saved
+    assert "recon_mse" in saved and "recon_judge_acc" in saved and "fid_judge" not in saved  # only the asked group
     # num_samples by default: the whole training split of digits, which is smaller than 10,000
     datamodule = load_datamodule(ae_checkpoint, device_cache=False)
     datamodule.setup("test")

@@ -11,7 +11,7 @@ import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 NAMES = {"gaia-interpolation", "gaia-attributes", "latentgan-table1", "latentgan-traversals", "codegen-table1",
-         "codegen-table3", "codegen-supervised", "deae-debias", "deae-augmentation", "deae-controllability"}
+         "codegen-table3", "codegen-supervised", "deae-debias", "deae-augmentation", "deae-controllability", "defaults"}
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ class Claim:
 
 
 CLAIMS: dict[str, Claim] = {}
-MODULES = ("gaia", "latentgan", "codegen", "deae")
+MODULES = ("gaia", "latentgan", "codegen", "deae", "defaults")
 
 
 def claim(name: str, summary: str, paper: str, needs: Callable[[Context], list[str]] | None = None):

@@ -19,7 +19,7 @@ from aegen.errors import AegenError
 from aegen.metrics import clustering, fidelity
 from aegen.metrics.disentanglement import disentanglement_metrics
 from aegen.metrics.judge import FEATURE_EXTRACTOR as JUDGE, JudgeNet, get_judge, judge_path
-from aegen.metrics.reconstruction import interpolation_midpoints, reconstruction_collection, reconstruction_metrics
+from aegen.metrics.reconstruction import interpolation_midpoints, reconstruction_metrics
 from aegen.metrics.splits import labelled_batches
 
 INCEPTION_GROUPS = ("fid", "is", "kid", "pr")
@@ -203,39 +203,43 @@ def disentangle_group(ev: Evaluation) -> dict[str, float]:
     return disentanglement_metrics(train.codes, train.labels, test.codes, test.labels, n, n // 2, seed=ev.seed)
 
 
-def edit_scores_of(ev: Evaluation) -> dict[str, float]:
-    """``aegen.metrics.controllability.edit_scores`` at ``ev.seed``, computed once for the edit and recon groups."""
-    from aegen.metrics.controllability import edit_scores
-
-    return ev.cached(("edit_scores", ev.seed), lambda: edit_scores(ev.model, ev.datamodule, seed=ev.seed))
-
-
 @metric_group("edit", skip_reason=_no_factors)
 def edit_group(ev: Evaluation) -> dict[str, float]:
     """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc``."""
-    return dict(edit_scores_of(ev))
+    from aegen.metrics.controllability import edit_scores
+
+    return edit_scores(ev.model, ev.datamodule, seed=ev.seed)
+
+
+def judge_reads(ev: Evaluation) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+    """How a judge reads images against their labels, for ``recon_judge_acc``: the class judge on
+    class labels (-1: unlabelled), every factor judge on factor labels; None without labels."""
+    if ev.datamodule.factor_names:
+        from aegen.metrics.controllability import factor_judges
+
+        judges = list(factor_judges(ev.datamodule).values())
+
+        def factors_read(images, factors):
+            read = torch.stack([judge.predict(images) for judge in judges], dim=1)
+            return (read == factors).all(1), torch.ones(len(images), dtype=torch.bool)
+
+        return factors_read
+    if not ev.has_classes():
+        return None
+    judge = ev.judge()
+
+    def class_read(images, labels):
+        classes = ev.class_labels(labels)
+        return judge.predict(images) == classes, classes >= 0
+
+    return class_read
 
 
 @metric_group("recon", stochastic=False)
-@torch.no_grad()
 def recon_group(ev: Evaluation) -> dict[str, float]:
     """``recon_mse``, ``psnr``, ``ssim`` and, on labelled data, ``recon_judge_acc``: the share of test
-    reconstructions the judge reads as their class (factor data: ``recon_acc_keep``, every factor read right)."""
-    batches = labelled_batches(ev.datamodule, "test", ev.batch_size)
-    if ev.datamodule.factor_names:
-        return {**reconstruction_metrics(ev.model, batches), "recon_judge_acc": edit_scores_of(ev)["recon_acc_keep"]}
-    if not ev.has_classes():
-        return reconstruction_metrics(ev.model, batches)
-    judge, metrics = ev.judge(), reconstruction_collection().to(ev.device)
-    right = total = 0
-    for x, y in batches:
-        x, classes = x.to(ev.device), ev.class_labels(y)
-        recon = ev.model.reconstruct(x)
-        metrics.update(recon, x)
-        known = classes >= 0  # -1: an unlabelled image
-        right += (judge.predict(recon.cpu())[known] == classes[known]).sum().item()
-        total += int(known.sum())
-    return {**{k: float(v) for k, v in metrics.compute().items()}, "recon_judge_acc": right / max(total, 1)}
+    reconstructions the judge reads as their class (factor data: every factor read right)."""
+    return reconstruction_metrics(ev.model, labelled_batches(ev.datamodule, "test", ev.batch_size), judge_reads(ev))
 
 
 @metric_group("interp", skip_reason=_no_classes)

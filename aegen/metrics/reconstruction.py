@@ -6,7 +6,7 @@ error per pixel (channels included) in that range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -27,14 +27,23 @@ def reconstruction_collection(keys: tuple[str, ...] = ("recon_mse", "psnr", "ssi
 
 
 @torch.no_grad()
-def reconstruction_metrics(model, batches: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
-    """``recon_mse``, ``psnr`` and ``ssim`` of ``model.reconstruct`` over (images, labels) batches."""
+def reconstruction_metrics(model, batches: Iterable[tuple[Tensor, Tensor]],
+                           reads: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None) -> dict[str, float]:
+    """``recon_mse``, ``psnr`` and ``ssim`` of ``model.reconstruct`` over (images, labels) batches.
+
+    With ``reads(recon, labels) -> (right, known)`` (boolean per image: a judge read the image's
+    labels right; the image has labels) also ``recon_judge_acc``, the share right among the known."""
     metrics = reconstruction_collection().to(model.device)
-    for x, _ in batches:
+    right = known = 0
+    for x, labels in batches:
         x = x.to(model.device)
         recon = model.reconstruct(x)
         metrics.update(recon, x)
-    return {k: float(v) for k, v in metrics.compute().items()}
+        if reads is not None:
+            hit, has = reads(recon.cpu(), labels)
+            right, known = right + int((hit & has).sum()), known + int(has.sum())
+    out = {k: float(v) for k, v in metrics.compute().items()}
+    return out if reads is None else {**out, "recon_judge_acc": right / max(known, 1)}
 
 
 @torch.no_grad()

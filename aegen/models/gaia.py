@@ -34,7 +34,6 @@ from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from aegen.models.base import GenerativeAE
 from aegen.nets import ConvDecoder, ConvEncoder, MunitDecoder, MunitEncoder
@@ -242,38 +241,44 @@ class GAIA(GenerativeAE):
         a = self.hparams.interp_mean + self.hparams.interp_std * self.randn(2, half)
         return interpolate_halves(z, a[0], a[1])
 
-    def frozen_discriminator(self, x: Tensor) -> Tensor:
-        """D(x) with D's parameters detached: gradients reach x (the generator) but not D."""
-        params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        return functional_call(self.discriminator, {**params, **dict(self.discriminator.named_buffers())}, (x,))
-
     def adversarial_phase(self, x: Tensor) -> dict[str, Tensor]:
-        """G and D stepped together from one forward pass, as in the reference code."""
+        """G and D stepped together from one forward pass of each net, as in the reference code.
+
+        D runs once on x and once on [G(x), G(z_i)]. G's images and L_dist enter the losses as leaves:
+        D's loss reaches D's parameters only (G's images are its fixed inputs), and G's loss is
+        back-propagated through D (D fixed) to the leaves; one backward pass then carries each net's
+        gradients into its parameters.
+        """
         with self.phase("generator", "discriminator") as update:
             z = self.encode(x)
-            x_recon = self.decode(z)  # G(x)
-            x_interp = self.decode(self.interpolation_codes(z))  # G(z_i)
+            outputs = (self.decode(z), self.decode(self.interpolation_codes(z)), self.structure_term(x, z))
+            leaves = [t.detach().requires_grad_() for t in outputs]
+            x_recon, x_interp, dist = leaves  # G(x), G(z_i), L_dist
+            d_recon, d_interp = self.discriminator(torch.cat([x_recon, x_interp])).split([len(x_recon), len(x_interp)])
+            r, f_real, f_samp = l1(x, self.discriminator(x)), l1(x, d_recon), l1(x_interp, d_interp)
             hp = self.hparams
-            # D's losses see the generator's images as fixed inputs ...
-            r = l1(x, self.discriminator(x))
-            f_real_d = l1(x, self.discriminator(x_recon.detach()))
-            x_interp_d = x_interp.detach()
-            f_samp_d = l1(x_interp_d, self.discriminator(x_interp_d))
-            # ... and G's losses see D as fixed, so one backward pass updates each net by its own loss
-            f_real_g = l1(x, self.frozen_discriminator(x_recon))
-            f_samp_g = l1(x_interp, self.frozen_discriminator(x_interp))
-            dist = self.structure_term(x, z)
             options = dict(slope=hp.slope, sigma=hp.sigma, max_fake=hp.max_fake, clip=hp.clip, detach=hp.detach_balance)
-            d = balanced_losses(r, f_real_d, f_samp_d, dist.detach(), alpha=self.alpha, **options)
-            g = balanced_losses(r.detach(), f_real_g, f_samp_g, dist, alpha=self.alpha, **options)
+            losses = balanced_losses(r, f_real, f_samp, dist, alpha=self.alpha, **options)
+            d_params = list(self.discriminator.parameters())
+            # under float16 mixed precision both passes run on the scaled losses, like Lightning's backward
+            scale = self.loss_scale()
+            g_grads = torch.autograd.grad(losses["loss_g"] * scale, leaves, retain_graph=True)
+            d_grads = torch.autograd.grad(losses["loss_d"] * scale, d_params, materialize_grads=True)
             if hp.lr_balancing:
-                d_share = d["d_share"].item()
+                d_share = losses["d_share"].item()
                 self._set_lr("discriminator", d_share * hp.lr)
                 self._set_lr("generator", (1 - d_share) * hp.lr)
-            update(d["loss_d"] + g["loss_g"])
-        return {"loss_d": d["loss_d"].detach(), "loss_g": g["loss_g"].detach(), "r": r.detach(),
-                "f_real": f_real_d.detach(), "f_samp": f_samp_d.detach(), "dist": dist.detach(),
-                "p_fake": d["p_fake"].detach(), "g_share": g["g"].detach(), "d_share": d["d_share"].detach()}
+            # a loss whose gradient is G's loss through G's outputs and D's loss on D's parameters
+            update(sum((t.float() * grad.float()).sum() for t, grad in zip([*outputs, *d_params], [*g_grads, *d_grads]))
+                   / scale)
+        logged = {"loss_d": losses["loss_d"], "loss_g": losses["loss_g"], "r": r, "f_real": f_real, "f_samp": f_samp,
+                  "dist": dist, "p_fake": losses["p_fake"], "g_share": losses["g"], "d_share": losses["d_share"]}
+        return {name: value.detach() for name, value in logged.items()}
+
+    def loss_scale(self) -> float:
+        """The gradient scaler's current scale under float16 mixed precision, else 1."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return scaler.get_scale() if scaler is not None else 1.0
 
     def _set_lr(self, name: str, lr: float) -> None:
         for group in self.optimizer(name).param_groups:

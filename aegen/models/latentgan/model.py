@@ -215,6 +215,7 @@ class LatentGAN(InfoCodes, GenerativeAE):
         """Move the running per-dimension mean and the one overall std towards a batch of training codes'."""
         if not self.standardize_codes or len(z) < 2:
             return
+        z = z.to(self.code_mean.dtype)  # mixed precision: bf16 or fp16 codes
         mean, std = z.mean(0), z.std(0)
         std = std.square().mean().sqrt().expand_as(std).clamp_min(1e-8)
         if not self.code_stats_seen:
@@ -333,8 +334,9 @@ class LatentGAN(InfoCodes, GenerativeAE):
         with self.phase("discriminator") as update:
             p, c, u = self.gan_inputs(len(codes))
             fake = self.gan_codes(p, c, u).detach()
-            real_logit, real_cats, _ = self.discriminator(real)
-            fake_logit, cat_logits, u_pred = self.discriminator(fake)
+            logits, cats, u_out = self.discriminator(torch.cat([real, fake], dim=-2))  # one pass on both
+            (real_logit, fake_logit), (_, u_pred) = logits.chunk(2, -1), u_out.chunk(2, -2)
+            real_cats, cat_logits = zip(*(logit.chunk(2, -2) for logit in cats))
             v = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, self.noisy_labels(real_logit, True))
                        + F.binary_cross_entropy_with_logits(fake_logit, self.noisy_labels(fake_logit, False)))
             info, ce = self.information(cat_logits, c, u_pred, u)

@@ -21,8 +21,9 @@ from pytorch_lightning.utilities.model_summary.model_summary import get_human_re
 
 
 class TrainMeans:
-    """The epoch's mean of each ``train/*`` loss logged so far (this process's batches, no extra synchronisation),
-    summed on the device; a value not logged again since the last batch is not recounted."""
+    """The epoch's mean of each ``train/*`` loss so far (this process's batches, no extra synchronisation): the
+    model's own means over every step where it keeps them (``GenerativeAE.train_means``), else the mean of the
+    values logged, summed on the device; a value not logged again since the last batch is not recounted."""
 
     def __init__(self) -> None:
         self.reset()
@@ -39,9 +40,11 @@ class TrainMeans:
                 total, count = self._sums.get(key, (0.0, 0))
                 self._sums[key] = (value.detach().float() + total, count + 1)
 
-    def means(self) -> dict[str, float]:
-        """Loss name -> its mean so far, sorted by name (one transfer per loss)."""
-        return {key: float(total) / count for key, (total, count) in sorted(self._sums.items())}
+    def means(self, module: pl.LightningModule | None = None) -> dict[str, float]:
+        """Loss name -> its mean so far, sorted by name (a transfer per loss, or per kind of step the model has)."""
+        own = module.train_means() if hasattr(module, "train_means") else {}
+        logged = {key: float(total) / count for key, (total, count) in self._sums.items() if key not in own}
+        return dict(sorted({**logged, **own}.items()))
 
 
 class EpochLines(ProgressBar):
@@ -77,7 +80,7 @@ class EpochLines(ProgressBar):
         if not self._enabled or not trainer.is_global_zero:
             return
         parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}"]
-        parts += [f"{key} {mean:.4g}" for key, mean in self._means.means().items()]
+        parts += [f"{key} {mean:.4g}" for key, mean in self._means.means(pl_module).items()]
         val = trainer.callback_metrics.get("val/loss")
         if val is not None and self._validated:  # not a previous epoch's value
             parts.append(f"val/loss {val.item():.4g}")
@@ -122,7 +125,7 @@ class LossBar(RichProgressBar):
         items.pop("v_num", None)  # a logger's version string cut to 4 characters ("on_1"): not a metric
         if time.monotonic() - self._read >= self.every:
             self._read = time.monotonic()
-            self._shown = {key: f"{mean:.4g}" for key, mean in self._means.means().items()}
+            self._shown = {key: f"{mean:.4g}" for key, mean in self._means.means(pl_module).items()}
             val = trainer.callback_metrics.get("val/loss")
             if val is not None and self._validated:
                 self._shown["val/loss"] = f"{val.item():.4g}"

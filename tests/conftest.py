@@ -34,8 +34,9 @@ class TinyBatch(AEDataModule):
 
 
 def fast_trainer(root: Path, steps: int, val_batches: int = 0) -> pl.Trainer:
-    """A CPU trainer for ``steps`` optimiser steps without logger, checkpoints or progress bar."""
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+    """A CPU trainer for ``steps`` optimiser steps without logger, checkpoints or progress bar; the training
+    losses reach ``callback_metrics`` at every step."""
+    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, log_every_n_steps=1,
                       enable_progress_bar=False, enable_model_summary=False, limit_val_batches=val_batches,
                       default_root_dir=root)
 

@@ -113,3 +113,27 @@ def test_rich_bar_shows_the_epoch_mean_losses_not_v_num(tmp_path, tiny_batch):
     assert "v_num" not in shown
     assert shown["train/recon"] == f"{sum(record.values) / 3:.4g}"  # EpochLines' mean and format
     assert shown["val/loss"] == f"{trainer.callback_metrics['val/loss'].item():.4g}"
+
+
+def test_epoch_line_is_the_mean_of_every_step_when_fewer_are_logged(tmp_path, tiny_batch, capsys, monkeypatch):
+    import pytorch_lightning as pl
+
+    from aegen.console import EpochLines
+
+    model = aegen.get_model("ae")(latent_dim=4, width=8)
+    seen: list[float] = []
+    phases = type(model).training_phases
+
+    def record(self, x, y):
+        losses = phases(self, x, y)
+        seen.append(losses["recon"].item())
+        return losses
+
+    monkeypatch.setattr(type(model), "training_phases", record)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[EpochLines()],
+                         enable_checkpointing=False, enable_model_summary=False, limit_train_batches=4,
+                         limit_val_batches=0, log_every_n_steps=3, default_root_dir=tmp_path)
+    trainer.fit(model, tiny_batch(batch_size=4))
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(seen) == 4 and len(set(seen)) == 4
+    assert line.split("train/recon ")[1].split()[0] == f"{sum(seen) / 4:.4g}"  # not the one logged step's value

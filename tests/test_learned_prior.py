@@ -17,7 +17,7 @@ TINY_GAN = {"generator_hidden": (16,), "disc_hidden": (16,)}
 def _fit(model, steps, tmp_path, batch_size=32):
     trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, default_root_dir=tmp_path)
+                         num_sanity_val_steps=0, default_root_dir=tmp_path, log_every_n_steps=1)
     trainer.fit(model, aegen.get_data("digits")(batch_size=batch_size))
     return trainer
 

@@ -7,17 +7,22 @@ A method defines its networks in ``__init__``, its optimisers in ``optimizer_gro
 training phases as named methods called, in the paper's order, from ``training_phases``. A phase
 steps its own optimiser through ``with self.phase(name) as update: ... update(loss)``, which
 toggles ``requires_grad`` so only that optimiser's parameters receive gradients.
+
+Every optimiser is Adam (fused kernel on CUDA, multi-tensor kernels elsewhere); ``grad_clip`` clips in
+``on_before_optimizer_step``, after mixed precision's gradient scaler has unscaled the gradients. The
+training losses are summed on the device every step (``train_means``: the epoch's means) and logged as
+``train/NAME`` only on the steps Lightning writes logs (every ``log_every_n_steps``). Options for speed:
+``compile`` (``torch.compile`` of the networks, in place) and ``channels_last`` (weights and image batches
+in channels-last memory format, faster convolutions on tensor-core GPUs).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,13 +32,12 @@ from aegen.errors import DivergenceError
 from aegen.latent import lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
 from aegen.checkpoint import first_nonfinite
+from aegen.models.optim import LossTracker, PhasedOptimisation, compile_nets
 from aegen.samplers import GaussianSampler, Sampler, build
 from aegen.training import gather_per_process, plain, restore_rng, rng_record
 
-Params = Iterable[nn.Parameter]
 
-
-class GenerativeAE(pl.LightningModule):
+class GenerativeAE(PhasedOptimisation):
     """Base class: manual optimisation, named phases, per-rank noise, the public API."""
 
     registry_name: ClassVar[str] = ""
@@ -50,6 +54,8 @@ class GenerativeAE(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.999),
         width: int = 32,
         grad_clip: float | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         """
         Args:
@@ -60,6 +66,9 @@ class GenerativeAE(pl.LightningModule):
             betas: Adam betas.
             width: channels of the first conv layer; they double per stage (max 256).
             grad_clip: clip each optimiser's gradient norm to this value (None: no clipping).
+            compile: ``torch.compile`` the networks (in place: checkpoints keep their keys) when a trainer
+                sets the model up; the first steps are slow while it compiles.
+            channels_last: keep conv weights and 4-d image batches in channels-last memory format.
         """
         super().__init__()
         self.automatic_optimization = False
@@ -78,7 +87,8 @@ class GenerativeAE(pl.LightningModule):
         #: the optimisers' names, in ``configure_optimizers``' order (``optimizer(name)`` looks them up here)
         self.optimizer_names: list[str] = []
         self._resume: dict[str, Any] | None = None  # this process's saved random state, until the first step
-        self._bad_losses: dict[str, Tensor] = {}  # loss -> (epoch, batch, step) where it first went NaN/inf, or -1s
+        self._losses = LossTracker()  # every step's losses on the device: epoch sums, first NaN/inf
+        self._compiled = False
 
     # ----------------------------------------------------------------- public API
     def encode(self, x: Tensor) -> Tensor:
@@ -182,61 +192,9 @@ class GenerativeAE(pl.LightningModule):
         """Uniform integers in [0, high) from this rank's generator."""
         return torch.randint(high, shape, generator=self.noise, device=self.device)
 
-    # ----------------------------------------------------------------- optimisation
-    def optimizer_groups(self) -> dict[str, Params | tuple[Params, dict[str, Any]]]:
-        """Optimiser name -> parameters (or (parameters, Adam overrides)), one optimiser each."""
-        raise NotImplementedError
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        groups = self.optimizer_groups()
-        self.optimizer_names = list(groups)
-        optimizers = []
-        for params, overrides in (g if isinstance(g, tuple) else (g, {}) for g in groups.values()):
-            settings = {"lr": self.hparams.lr, "betas": tuple(self.hparams.betas), **overrides}
-            optimizers.append(torch.optim.Adam(list(params), **settings))
-        return optimizers
-
-    def optimizer(self, name: str) -> Any:
-        """The (Lightning-wrapped) optimiser called ``name`` in ``optimizer_groups``."""
-        optimizers = self.optimizers()
-        if not isinstance(optimizers, list):
-            optimizers = [optimizers]
-        return optimizers[self.optimizer_names.index(name)]
-
-    @contextmanager
-    def phase(self, *names: str) -> Iterator[Callable[[Tensor], Tensor]]:
-        """Run one training phase: only the parameters of optimiser(s) ``names`` get gradients.
-
-        Yields ``update(loss)``, which back-propagates ``loss`` once and steps those optimisers.
-        Several names step several optimisers from one backward pass (e.g. GAIA's simultaneous
-        generator and discriminator updates; each loss must then reach only its own parameters).
-        """
-        optimizers = [self.optimizer(name) for name in names]
-        own = {p for opt in optimizers for group in opt.param_groups for p in group["params"]}
-        others = [p for opt in self.trainer.optimizers for group in opt.param_groups for p in group["params"]
-                  if p not in own]
-        state = {p: p.requires_grad for p in others}
-        for p in others:
-            p.requires_grad_(False)
-
-        def update(loss: Tensor) -> Tensor:
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            for opt in optimizers:
-                if self.hparams.grad_clip:
-                    self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
-                opt.step()
-            return loss.detach()
-
-        try:
-            yield update
-        finally:
-            for p, requires_grad in state.items():
-                p.requires_grad_(requires_grad)
-
+    # ----------------------------------------------------------------- training step
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """One training step: call the method's phases in order; return the losses to log."""
+        """One training step: call the method's phases in order; return the (scalar) losses to log."""
         raise NotImplementedError
 
     def reconstruction_phase(self, x: Tensor) -> dict[str, Tensor]:
@@ -248,9 +206,29 @@ class GenerativeAE(pl.LightningModule):
         if self._resume is not None:
             self._restore(batch_idx)
         x, y = batch
-        losses = self.training_phases(x, y)
+        losses = self.training_phases(self._images(x), y)
         self._watch_losses(losses, batch_idx, check=batch_idx % max(self.trainer.log_every_n_steps, 1) == 0)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=False, batch_size=len(x))
+        # Lightning's logging costs more than the rest of the step's bookkeeping: log only on the steps its loggers
+        # write (train_means counts every step; Lightning's LearningRateMonitor reads the same flag)
+        if self.trainer._logger_connector.should_update_logs or self.trainer.fast_dev_run:
+            self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=False, batch_size=len(x))
+
+    def train_means(self) -> dict[str, float]:
+        """``train/NAME`` -> the mean of that training loss over this process's steps of the latest epoch trained
+        (every step, logged or not; one device read)."""
+        return {f"train/{name}": mean for name, mean in self._losses.means().items()}
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile and not self._compiled:
+            self._compiled = bool(compile_nets(self))
+
+    def _images(self, x: Tensor) -> Tensor:
+        """A batch's images in the model's memory format (channels-last under ``channels_last``)."""
+        if self.hparams.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         loader = self.trainer.train_dataloader
@@ -259,24 +237,19 @@ class GenerativeAE(pl.LightningModule):
 
     # ----------------------------------------------------------------- divergence guard
     def _watch_losses(self, losses: dict[str, Tensor], batch_idx: int, check: bool) -> None:
-        """Stop at the step a loss turns NaN/inf.
+        """Count the step's losses (``train_means``) and stop at the step a loss turns NaN/inf.
 
         On the CPU every step is checked at once; on an accelerator the first bad step of each
         loss is kept on the device (no host sync per step) and read every ``log_every_n_steps``
         and before every checkpoint.
         """
-        here = torch.tensor([self.current_epoch, batch_idx, self.global_step]).to(self.device, non_blocking=True)
-        for name, value in losses.items():
-            bad = ~torch.isfinite(value.detach()).all()
-            seen = self._bad_losses.get(name)
-            self._bad_losses[name] = torch.where(bad, here, -1) if seen is None else torch.where((seen[0] < 0) & bad, here, seen)
+        self._losses.add(losses, (self.current_epoch, batch_idx, self.global_step))
         if check or self.device.type == "cpu":
             self.check_losses()
 
     def check_losses(self) -> None:
         """Raise a DivergenceError if a loss has been NaN/inf since the run started."""
-        bad = {name: where.tolist() for name, where in self._bad_losses.items()}
-        bad = {name: where for name, where in bad.items() if where[0] >= 0}
+        bad = self._losses.first_bad()
         if bad:
             epoch, batch, step = min(bad.values(), key=lambda w: w[2])
             raise DivergenceError(f"loss {', '.join(bad)} became NaN/inf at epoch {epoch}, batch {batch} "
@@ -319,7 +292,7 @@ class GenerativeAE(pl.LightningModule):
 
     def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         x, _ = batch
-        losses = self.validation_losses(x)
+        losses = self.validation_losses(self._images(x))
         self.log_dict({f"{stage}/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=len(x), prog_bar=False)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -331,6 +304,7 @@ class GenerativeAE(pl.LightningModule):
     def predict_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``trainer.predict``: {"codes": encode(x), "reconstructions": reconstruct(x)}, plus "labels" if given."""
         x, *y = batch if isinstance(batch, (tuple, list)) else (batch,)
+        x = self._images(x)
         return {"codes": self.encode(x), "reconstructions": self.reconstruct(x), **({"labels": y[0]} if y else {})}
 
     # ----------------------------------------------------------------- checkpoints and exact resume

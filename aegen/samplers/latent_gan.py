@@ -148,9 +148,10 @@ class LatentGANSampler(Sampler):
         codes = self.check_codes(codes)
         if self.gaussian_start:
             self.fit_gaussian(codes)
-        adam = {"lr": self.lr, "betas": self.betas}
-        d_opt = torch.optim.Adam(self.code_discriminator.parameters(), **adam)
-        g_opt = torch.optim.Adam(self.code_generator.parameters(), **adam)
+        from aegen.models.optim import adam
+
+        d_opt = adam(self.code_discriminator.parameters(), lr=self.lr, betas=self.betas)
+        g_opt = adam(self.code_generator.parameters(), lr=self.lr, betas=self.betas)
         was_training = self.training
         self.train()
         for real in self._batches(codes):

@@ -53,3 +53,37 @@ def test_in_memory_loader_shards_ranks_and_reshuffles_per_epoch():
     assert len(train) == len(batches) == 2
     x, y = batches[0]
     torch.testing.assert_close(x[:, 0, 0, 0], y.float() / 127.5 - 1)
+
+
+def _attached(dm, accelerator: str):
+    """``dm`` with a (not fitted) trainer on ``accelerator``, as Lightning attaches it."""
+    import pytorch_lightning as pl
+
+    dm.trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False)
+    return dm
+
+
+def test_pin_memory_and_device_cache_leave_cpu_training_unchanged():
+    plain = _attached(get_data("digits")(batch_size=32, pin_memory=False), "cpu")
+    fast = _attached(get_data("digits")(batch_size=32, pin_memory=True, device_cache=True), "cpu")
+    loader = fast.train_dataloader()
+    assert not loader.pin_memory  # pinning is for batches bound for a CUDA device
+    assert fast.train_dataloader().images is loader.images  # the device copy is made once
+    for (x, y), (x2, y2) in zip(plain.train_dataloader(), loader):
+        assert not x2.is_pinned()
+        torch.testing.assert_close(x2, x, rtol=0, atol=0)
+        torch.testing.assert_close(y2, y, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned batches and the device cache are for CUDA")
+def test_batches_are_pinned_for_cuda_and_device_cached_data_is_indexed_on_the_device():
+    pinned = _attached(get_data("digits")(batch_size=32, pin_memory=True), "gpu")
+    x, y = next(iter(pinned.train_dataloader()))
+    assert x.is_pinned() and y.is_pinned() and x.device.type == "cpu"
+    assert next(iter(pinned.val_dataloader()))[0].is_pinned()
+    cached = _attached(get_data("digits")(batch_size=32, device_cache=True), "gpu")
+    loader = cached.train_dataloader()
+    x2, y2 = next(iter(loader))
+    assert loader.images.is_cuda and x2.is_cuda and y2.is_cuda and not loader.pin_memory
+    assert cached.train_dataloader().images is loader.images
+    torch.testing.assert_close(x2.cpu(), x, rtol=0, atol=0)

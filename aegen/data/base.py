@@ -161,6 +161,8 @@ class InMemoryLoader:
     sets its epoch for reshuffling); converts uint8 images to float in [-1, 1] per batch.
     Resumable inside an epoch: ``position`` (batches trained on this epoch, set by the model after
     each batch) goes into checkpoints through ``state_dict``, and a restored loader skips them.
+    ``pin_memory`` puts each batch in page-locked memory, so Lightning's copy to a CUDA device (non-blocking
+    there) overlaps the step; images already on the device (``device_cache``) are indexed there instead.
     """
 
     def __init__(
@@ -173,8 +175,10 @@ class InMemoryLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pin_memory: bool = False,
     ) -> None:
         self.images, self.labels = images, labels
+        self.pin_memory = pin_memory and images.device.type == "cpu"
         self.batch_size, self.drop_last, self.seed, self.rank = batch_size, drop_last, seed, rank
         self.sampler = DistributedSampler(images, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         self.batch_sampler = None  # DataLoader's attribute, read by Lightning's checks
@@ -200,7 +204,7 @@ class InMemoryLoader:
         for i, index in enumerate(self.batch_indices()):
             batch = self.make_batch(index, skipped=i < skip)
             if batch is not None:
-                yield batch
+                yield tuple(t.pin_memory() for t in batch) if self.pin_memory else batch
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "position": self.position}
@@ -238,8 +242,8 @@ class AEDataModule(pl.LightningDataModule):
             image_size: images are resized to image_size x image_size.
             batch_size: batch size per device.
             num_workers: DataLoader workers for file-backed datasets (default: min(8, CPUs)).
-            pin_memory: pin host memory (default: when CUDA is available).
-            device_cache: keep in-memory training data on the accelerator.
+            pin_memory: pin the host memory of batches bound for a CUDA device (default: when CUDA is available).
+            device_cache: copy in-memory training data to the accelerator once and index batches there.
             split_seed: seed of the fixed train/val/test split.
             groups: training batches are groups, an anchor plus one partner per factor that shares
                 exactly that factor (``aegen.data.groups``; factor datasets only; models that need
@@ -258,6 +262,7 @@ class AEDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.groups = groups
         self._splits: dict[str, Split] | None = None
+        self._on_device: dict[str, tuple[torch.device, TensorSplit]] = {}  # split -> its device_cache copy
 
     def class_labels(self, labels: Tensor) -> Tensor | None:
         """The class index (B,) carried by a batch's labels, or None when the data has no classes.
@@ -286,32 +291,38 @@ class AEDataModule(pl.LightningDataModule):
         return self._splits[name]
 
     def _device(self) -> torch.device:
+        """The device batches go to: the trainer's, else the CPU."""
         trainer = self.trainer
-        if self.device_cache and trainer is not None:
-            return trainer.strategy.root_device
-        return torch.device("cpu")
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _cached(self, name: str, data: TensorSplit) -> TensorSplit:
+        """A split's tensors on the trainer's device, copied there once (``device_cache``)."""
+        device = self._device()
+        if name not in self._on_device or self._on_device[name][0] != device:
+            self._on_device[name] = (device, (data[0].to(device), data[1].to(device)))
+        return self._on_device[name][1]
 
     def _loader(self, name: str, train: bool) -> InMemoryLoader | DataLoader:
         data = self.split(name)
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        pin = self.pin_memory and self._device().type == "cuda"
         if isinstance(data, tuple):
-            images, labels = data
-            if train and self.device_cache:
-                images, labels = images.to(self._device()), labels.to(self._device())
+            images, labels = self._cached(name, data) if train and self.device_cache else data
             if train and self.groups:
                 from aegen.data.groups import GroupLoader
 
-                return GroupLoader(images, labels, self.batch_size, seed=self.split_seed, rank=rank, world_size=world)
+                return GroupLoader(images, labels, self.batch_size, seed=self.split_seed, rank=rank, world_size=world,
+                                   pin_memory=pin)
             return InMemoryLoader(images, labels, self.batch_size, shuffle=train, drop_last=train,
-                                  seed=self.split_seed, rank=rank, world_size=world)
+                                  seed=self.split_seed, rank=rank, world_size=world, pin_memory=pin)
         if train and self.groups:
             raise AegenError(f"{self.registry_name}: group batches need an in-memory dataset with factor labels "
                              "(e.g. --data fonts); drop --data.groups or use a model that does not need groups")
         # a seeded sampler whose order depends only on the epoch, so a resumed run reads the same batches
         sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=self.split_seed) if train else None
         return DataLoader(data, batch_size=self.batch_size, sampler=sampler, drop_last=train,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          num_workers=self.num_workers, pin_memory=pin,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> InMemoryLoader | DataLoader:

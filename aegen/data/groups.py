@@ -59,11 +59,11 @@ class GroupLoader(InMemoryLoader):
     """
 
     def __init__(self, images: Tensor, labels: Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> None:
         if labels.dim() != 2 or len(labels) != len(images):
             raise ValueError("group batches need factor labels (N, K) for every image; this dataset has none "
                              "(use a factor dataset such as --data fonts)")
-        super().__init__(images, labels, batch_size, shuffle, drop_last, seed, rank, world_size)
+        super().__init__(images, labels, batch_size, shuffle, drop_last, seed, rank, world_size, pin_memory)
         self._generator: torch.Generator | None = None
 
     def batch_indices(self) -> list[Tensor]:

@@ -23,15 +23,10 @@ standardised training codes.
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.clustering import adjusted_rand_score, normalized_mutual_info_score
@@ -39,6 +34,9 @@ from torchmetrics.utilities import dim_zero_cat
 
 from aegen.errors import AegenError
 from aegen.latent import encode_all
+
+if TYPE_CHECKING:  # scikit-learn and scipy load when a function below runs: training imports this module
+    from sklearn.cluster import KMeans
 
 LabelledImages = tuple[Tensor, Tensor]
 
@@ -69,6 +67,8 @@ class Pixels:
 
 def fit_kmeans(codes: Tensor, num_clusters: int, seed: int = 0) -> KMeans:
     """k-means (scikit-learn, k-means++, 10 restarts, fixed seed) fitted to codes (N, D)."""
+    from sklearn.cluster import KMeans
+
     if num_clusters < 1 or num_clusters > len(codes):
         raise AegenError(f"k-means needs 1 <= clusters <= points, got {num_clusters} clusters for {len(codes)} codes")
     return KMeans(n_clusters=num_clusters, n_init=10, random_state=seed).fit(codes.double().numpy())
@@ -129,6 +129,8 @@ def _long(values: Tensor | np.ndarray) -> Tensor:
 
 def hungarian_error(clusters: Tensor, labels: Tensor) -> float:
     """One-to-one error: clusters matched to labels by linear_sum_assignment; unmatched clusters are errors."""
+    from scipy.optimize import linear_sum_assignment
+
     table = contingency(clusters, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
     return 1.0 - table[rows, cols].sum() / table.sum()
@@ -206,6 +208,10 @@ def cluster_errors(
 
 def probe_accuracy(train_codes: Tensor, train_labels: Tensor, test_codes: Tensor, test_labels: Tensor, seed: int = 0) -> float:
     """Linear-probe accuracy: logistic regression on standardised training codes, scored on test codes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     probe.fit(train_codes.double().numpy(), _long(train_labels).numpy())
     return float(probe.score(test_codes.double().numpy(), _long(test_labels).numpy()))

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import mutual_info_score
 from torch import Tensor
 
 from aegen import latent
@@ -47,6 +46,8 @@ def decode_all(model, codes: Tensor, batch_size: int = 256) -> Tensor:
 def infer_blocks(codes: Tensor, factors: Tensor, factor_names: list[str], num_bins: int = 20) -> dict[str, list[int]]:
     """Code dimensions per factor for models without blocks: each dimension goes to the factor of
     highest normalised mutual information; a factor left without one gets its best dimension."""
+    from sklearn.metrics import mutual_info_score
+
     binned = histogram_discretize(codes.double().numpy(), num_bins)
     labels = factors.numpy()
     entropy = np.array([mutual_info_score(labels[:, k], labels[:, k]) for k in range(labels.shape[1])])

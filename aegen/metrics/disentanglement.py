@@ -27,11 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.stats
 import torch
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.metrics import mutual_info_score
-from sklearn.svm import LinearSVC
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -65,6 +61,8 @@ def histogram_discretize(codes: Array, num_bins: int = 20) -> np.ndarray:
 
 def mig(codes: Array, factors: Array, num_bins: int = 20, num_points: int = NUM_TRAIN, seed: int = 0) -> float:
     """Mutual information gap, averaged over factors (constant factors are skipped)."""
+    from sklearn.metrics import mutual_info_score
+
     codes, factors = _arrays(codes, factors)
     if codes.shape[1] < 2:
         raise ValueError("MIG needs codes with at least 2 dimensions")
@@ -81,6 +79,8 @@ def mig(codes: Array, factors: Array, num_bins: int = 20, num_points: int = NUM_
 
 
 def _entropy_score(p: np.ndarray, base: int) -> np.ndarray:
+    import scipy.stats
+
     return 1.0 - scipy.stats.entropy(p + 1e-11, base=base)
 
 
@@ -121,6 +121,8 @@ def dci(
     ``gbt_options`` go to scikit-learn's ``GradientBoostingClassifier`` (default: its defaults,
     as disentanglement_lib).
     """
+    from sklearn.ensemble import GradientBoostingClassifier
+
     x_train, y_train, x_test, y_test = _points(codes_train, factors_train, codes_test, factors_test, num_train,
                                                num_test, seed)
     importance = np.zeros((x_train.shape[1], y_train.shape[1]))
@@ -188,6 +190,8 @@ def sap(
     seed: int = 0,
 ) -> float:
     """Separated attribute predictability for discrete factors (constant factors are skipped)."""
+    from sklearn.svm import LinearSVC
+
     x_train, y_train, x_test, y_test = _points(codes_train, factors_train, codes_test, factors_test, num_train,
                                                num_test, seed)
     if x_train.shape[1] < 2:

@@ -3,9 +3,11 @@
 For each model, times training steps per second (a) through ``aegen fit``'s Trainer setup
 (LightningCLI-built Trainer with its default callbacks, CSV logger and rich progress bar) on the
 embedded digits, and (b) in a plain PyTorch loop that does the same forward/backward/optimiser
-work on the same in-memory batches. Prints the ratio (a)/(b); the goal is >= 0.95 on CPU.
+work on the same in-memory batches (``_loops.py``). Prints the ratio (a)/(b); the goal is >= 0.95 on CPU.
+For models with an earlier form of their step (``_loops.REFERENCE``: GAIA's five passes of D), also
+times that form's hand-written loop in the same runs and prints the ratio of steps/s, step / earlier step.
 
-    python benchmarks/throughput.py [--models ae,vae,aae] [--steps 200] [--repeats 3]
+    python benchmarks/throughput.py [--models ae,vae,aae,acai,gaia,latentgan] [--steps 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -14,79 +16,16 @@ import argparse
 import copy
 import tempfile
 import time
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
+from _loops import HAND_WRITTEN, REFERENCE
 
-from aegen.lightning_cli import AegenCLI, class_path
 from aegen.data.base import AEDataModule
-from aegen.losses import adversarial_loss, discriminator_loss, gaussian_kl
+from aegen.lightning_cli import AegenCLI, class_path
 from aegen.models.base import GenerativeAE
 from aegen.registry import get_data, get_model
-
-
-def _adam(model, params):
-    return torch.optim.Adam(params, lr=model.hparams.lr, betas=tuple(model.hparams.betas))
-
-
-def ae_loop(model):
-    opt = _adam(model, model.parameters())
-
-    def step(x):
-        loss = F.mse_loss(model.decoder(model.encoder(x)), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def vae_loop(model):
-    opt = _adam(model, model.parameters())
-
-    def step(x):
-        mu, logvar = model.encoder(x).chunk(2, dim=-1)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        recon = F.mse_loss(model.decoder(z), x, reduction="none").flatten(1).sum(1).mean()
-        loss = recon + model.beta * gaussian_kl(mu, logvar).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def aae_loop(model):
-    enc, dec, disc = model.encoder, model.decoder, model.discriminator
-    opt_ae = _adam(model, [*enc.parameters(), *dec.parameters()])
-    opt_d = _adam(model, disc.parameters())
-    opt_g = _adam(model, enc.parameters())
-
-    def step(x):
-        loss = F.mse_loss(dec(enc(x)), x)
-        opt_ae.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_ae.step()
-        with torch.no_grad():
-            fake = enc(x)
-        d_loss = discriminator_loss(disc(torch.randn_like(fake)), disc(fake))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        for p in disc.parameters():
-            p.requires_grad_(False)
-        g_loss = adversarial_loss(disc(enc(x)), real=True)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        for p in disc.parameters():
-            p.requires_grad_(True)
-
-    return step
-
-
-HAND_WRITTEN = {"ae": ae_loop, "vae": vae_loop, "aae": aae_loop}
 
 
 class StepTimer(pl.Callback):
@@ -124,7 +63,8 @@ def time_trainer(name: str, steps: int, warmup: int, root: str) -> float:
     return (timer.batches - warmup) / (timer.end - timer.start)
 
 
-def time_hand_loop(name: str, steps: int, warmup: int) -> float:
+def time_hand_loop(name: str, steps: int, warmup: int, loop: Callable | None = None) -> float:
+    """Steps per second of ``loop`` (default: the model's hand-written loop) on the digits' batches."""
     pl.seed_everything(0, verbose=False)
     model = get_model(name)(img_shape=(1, 32, 32), num_classes=10)
     model = copy.deepcopy(model).train()
@@ -133,7 +73,7 @@ def time_hand_loop(name: str, steps: int, warmup: int) -> float:
     batches = []
     while len(batches) < steps + warmup:
         batches.extend(x for x, _ in loader)
-    step = HAND_WRITTEN[name](model)
+    step = (loop or HAND_WRITTEN[name])(model)
     for x in batches[:warmup]:
         step(x)
     start = time.perf_counter()
@@ -149,18 +89,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs on each side")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    rows = []
+    names = args.models.split(",")
+    unknown = [name for name in names if name not in HAND_WRITTEN]
+    if unknown:
+        parser.error(f"no hand-written loop for {', '.join(unknown)}; choose from {', '.join(HAND_WRITTEN)}")
+    rows, references = [], []
     with tempfile.TemporaryDirectory() as root:
-        for name in args.models.split(","):
-            lightning, hand = 0.0, 0.0
-            for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both sides
+        for name in names:
+            lightning, hand, reference = 0.0, 0.0, 0.0
+            for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every side
                 lightning = max(lightning, time_trainer(name, args.steps, args.warmup, root))
                 hand = max(hand, time_hand_loop(name, args.steps, args.warmup))
+                if name in REFERENCE:
+                    reference = max(reference, time_hand_loop(name, args.steps, args.warmup, REFERENCE[name][1]))
             rows.append((name, lightning, hand, lightning / hand))
-    print(f"\n{'model':<8}{'aegen steps/s':>15}{'hand loop steps/s':>19}{'ratio':>8}")
+            if name in REFERENCE:
+                references.append((name, REFERENCE[name][0], hand, reference, hand / reference))
+    print(f"\n{'model':<10}{'aegen steps/s':>15}{'hand loop steps/s':>19}{'ratio':>8}")
     for name, lightning, hand, ratio in rows:
-        print(f"{name:<8}{lightning:>15.1f}{hand:>19.1f}{ratio:>8.3f}")
+        print(f"{name:<10}{lightning:>15.2f}{hand:>19.2f}{ratio:>8.3f}")
+    if references:
+        print(f"\n{'model':<10}{'earlier step':<14}{'step/s':>9}{'earlier step/s':>16}{'ratio':>9}")
+        for name, label, hand, reference, ratio in references:
+            print(f"{name:<10}{label:<14}{hand:>9.2f}{reference:>16.2f}{ratio:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ class Context:
     data_root: Path | None = None
     inception_weights: Path | None = None
     epochs: int | None = None  # overrides the scale's epochs (the table says so)
-    reused: int = 0  # fits found done under OUT/runs and not trained again
+    reused: int = 0  # fits found done under OUT/runs, trained before this run, and not trained again
+    trained: set = field(default_factory=set)  # the run folders this run trained
 
     @property
     def threads(self) -> str:
@@ -73,7 +74,7 @@ class Context:
         if done.exists():
             record = json.loads(done.read_text())
             if Path(record["checkpoint"]).exists():
-                self.reused += 1
+                self.reused += root not in self.trained
                 return Path(record["checkpoint"]), record["seconds"]
         root.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -83,6 +84,7 @@ class Context:
         seconds = time.perf_counter() - start
         ckpt = last_checkpoint(stdout, root).resolve()
         write_json({"checkpoint": str(ckpt), "seconds": seconds, "args": [model, seed, *args]}, done)
+        self.trained.add(root)
         return ckpt, seconds
 
     def data_options(self, data: str | None, options: dict | None) -> dict:

@@ -90,7 +90,8 @@ def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide
                 split: Split = "test", path: Literal["linear", "spherical", "neighbours"] = "linear", k: Count = 10,
                 bank: AtLeast2 = 2000, seed: Seed = 0) -> Path:
     """A PNG sheet of interpolations between pairs of test images (rows: pairs; columns: the first real image,
-    the steps from alpha 0 to 1, the second real image; alpha above each column).
+    the steps from alpha 0 to 1, the second real image; alpha above each column). Models without an encoder
+    (dcgan, lsgan, wgan_gp) interpolate between pairs of generator inputs instead, saying so on stderr.
 
     Args:
         checkpoint: an aegen checkpoint.
@@ -113,6 +114,8 @@ def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide
 
     _check_sheet(pairs, steps, "--pairs x --steps")
     model = load(checkpoint)
+    if not model.has_encoder:
+        return _interpolate_generator_inputs(model, checkpoint, out, pairs, steps, path, seed)
     images, _ = load_datamodule(checkpoint).tensors(split, bank)
     if len(images) < 2:
         raise AegenError(f"--split {split} has {len(images)} image(s); an interpolation needs 2: use another --split")
@@ -127,6 +130,30 @@ def interpolate(checkpoint: Path, out: ImageFile | None = None, pairs: SheetSide
         sheet = torch.cat([model.interpolate(images[a], images[b], steps, spherical=path == "spherical").cpu()
                            for a, b in zip(starts.split(per), ends.split(per))])
     labelled = interpolation_rows(images[starts], sheet, images[ends])  # the real pair at each row's ends
+    return save_sheet(labelled, sheet_path(checkpoint, out, "interpolate"))
+
+
+def _interpolate_generator_inputs(model, checkpoint: Path, out: str | None, pairs: int, steps: int, path: str,
+                                  seed: int) -> Path:
+    """``interpolate`` for a model without an encoder: paths between pairs of its generated codes (rows: pairs;
+    columns: alpha from 0, a sample, to 1, another), after a line on stderr saying so."""
+    import sys
+
+    import torch
+
+    from aegen.latent import generator_interpolation
+    from aegen.viz import Sheet, numbers, save_sheet
+
+    name = model.registry_name
+    if path == "neighbours":
+        raise AegenError(f"{name} has no encoder, so no codes of real images for --path neighbours; "
+                         "use --path linear or spherical (paths between generator inputs)")
+    print(f"{name} has no encoder; interpolating between generator inputs instead", file=sys.stderr)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    per = max(1, DECODE_BATCH // steps)  # pairs decoded at a time
+    sheet = torch.cat([generator_interpolation(model, min(per, pairs - i), steps, path == "spherical", generator).cpu()
+                       for i in range(0, pairs, per)])
+    labelled = Sheet(sheet, cols=numbers(torch.linspace(0, 1, steps)), corner="alpha")
     return save_sheet(labelled, sheet_path(checkpoint, out, "interpolate"))
 
 
@@ -159,6 +186,9 @@ def traverse(checkpoint: Path, out: ImageFile | None = None, steps: Steps = 10, 
             raise AegenError(f"--code {code} does not exist: the model has code dimensions 0 to {model.latent_dim - 1}")
         _check_sheet(1 if code is not None else model.latent_dim, steps, "the code dimensions x --steps")
     x = None
+    if image is not None and not model.has_encoder:
+        raise AegenError(f"{model.registry_name} has no encoder, so no code of an image to traverse around; "
+                         "leave out --image (traversals around the mean generator input)")
     if image is not None:
         images, _ = load_datamodule(checkpoint).tensors(split)
         if not 0 <= image < len(images):

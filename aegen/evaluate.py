@@ -30,7 +30,9 @@ codes          no keys: ``codes_tsne.png``, a t-SNE of generated codes (the code
 =============  ==========================================================================
 
 The default set is every group that applies and needs no external weights (``codes`` only as
-said above). ``seeds`` > 1 repeats the sampling-based groups with seeds ``seed .. seed + seeds - 1``
+said above). A model without an encoder (``has_encoder`` False: dcgan, lsgan, wgan_gp) skips the groups
+that encode test images (recon, cluster, disentangle, edit, codes; ``skipped`` in metrics.json says why),
+and its ``interp_fid_judge`` decodes midpoints of pairs of generator inputs (``interp_between`` says so). ``seeds`` > 1 repeats the sampling-based groups with seeds ``seed .. seed + seeds - 1``
 and reports the mean under each key and the standard deviation over seeds under ``<key>_seed_std``.
 Progress goes to stderr: a line as each group starts and ends (with its seconds), one per sampling
 pass when ``seeds`` > 1, and one when a judge is trained (and where it is cached).

@@ -127,3 +127,13 @@ def encode_batches(model, batches: Iterable[tuple[Tensor, Tensor]], max_items: i
     if not codes:
         raise ValueError("no images to encode")
     return torch.cat(codes)
+
+
+@torch.no_grad()
+def generator_interpolation(model, pairs: int, steps: int, spherical: bool = False,
+                            generator: torch.Generator | None = None) -> Tensor:
+    """Decoded linear (or spherical) paths between pairs of the model's generated codes, for models without
+    an encoder: (pairs, steps, C, H, W); each path's first and last images are samples of the model."""
+    codes = model.generated_codes(2 * pairs, generator)
+    path = (slerp if spherical else lerp)(codes[:pairs], codes[pairs:], steps)
+    return model.decode(path.flatten(0, 1)).unflatten(0, (pairs, steps))

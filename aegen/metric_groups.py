@@ -128,6 +128,18 @@ def _no_classes(ev: Evaluation) -> str | None:
     return None if ev.has_classes() else f"dataset {ev.datamodule.registry_name!r} has no class labels"
 
 
+def _no_encoder(ev: Evaluation) -> str | None:
+    """Why a group that encodes real images does not apply: the model has no encoder."""
+    if getattr(ev.model, "has_encoder", True):
+        return None
+    return f"{ev.model.registry_name} has no encoder: it cannot encode or reconstruct test images"
+
+
+def _either(*reasons: Callable[[Evaluation], str | None]) -> Callable[[Evaluation], str | None]:
+    """The first of ``reasons`` that says a group does not apply."""
+    return lambda ev: next((r for reason in reasons if (r := reason(ev))), None)
+
+
 def _inception_group(name: str, keys: tuple[str, ...]) -> None:
     metric_group(name, needs_weights=True)(lambda ev: {k: v for k, v in ev.inception().items() if k in keys})
 
@@ -171,7 +183,7 @@ def conditional_accuracy(model, judge: JudgeNet, num_classes: int, num: int, see
     return right / num
 
 
-@metric_group("cluster", skip_reason=_no_classes)
+@metric_group("cluster", skip_reason=_either(_no_encoder, _no_classes))
 def cluster_group(ev: Evaluation) -> dict[str, float]:
     def classes(split: clustering.CodeSplit) -> clustering.CodeSplit:
         return split._replace(labels=ev.class_labels(split.labels))
@@ -194,7 +206,7 @@ def _no_factors(ev: Evaluation) -> str | None:
     return None
 
 
-@metric_group("disentangle", skip_reason=_no_factors, stochastic=False)
+@metric_group("disentangle", skip_reason=_either(_no_encoder, _no_factors), stochastic=False)
 def disentangle_group(ev: Evaluation) -> dict[str, float]:
     n = ev.disentangle_points
     train, test = ev.encoded("train", limit=n), ev.encoded("test", limit=n // 2)
@@ -203,7 +215,7 @@ def disentangle_group(ev: Evaluation) -> dict[str, float]:
     return disentanglement_metrics(train.codes, train.labels, test.codes, test.labels, n, n // 2, seed=ev.seed)
 
 
-@metric_group("edit", skip_reason=_no_factors)
+@metric_group("edit", skip_reason=_either(_no_encoder, _no_factors))
 def edit_group(ev: Evaluation) -> dict[str, float]:
     """Controllable synthesis (``aegen.metrics.controllability``): ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc``."""
     from aegen.metrics.controllability import edit_scores
@@ -235,7 +247,7 @@ def judge_reads(ev: Evaluation) -> Callable[[torch.Tensor, torch.Tensor], tuple[
     return class_read
 
 
-@metric_group("recon", stochastic=False)
+@metric_group("recon", skip_reason=_no_encoder, stochastic=False)
 def recon_group(ev: Evaluation) -> dict[str, float]:
     """``recon_mse``, ``psnr``, ``ssim`` and, on labelled data, ``recon_judge_acc``: the share of test
     reconstructions the judge reads as their class (factor data: every factor read right)."""
@@ -246,11 +258,28 @@ def recon_group(ev: Evaluation) -> dict[str, float]:
 def interp_group(ev: Evaluation) -> dict[str, float]:
     ev.judge()
     test = fidelity.SplitImages(ev.datamodule, "test")
-    images = torch.cat([x for x, _ in labelled_batches(ev.datamodule, "test", ev.batch_size)])
-    midpoints = interpolation_midpoints(ev.model, images, ev.interp_samples, ev.seed)
+    if getattr(ev.model, "has_encoder", True):
+        images = torch.cat([x for x, _ in labelled_batches(ev.datamodule, "test", ev.batch_size)])
+        midpoints = interpolation_midpoints(ev.model, images, ev.interp_samples, ev.seed)
+    else:
+        ev.info["interp_between"] = "generator inputs (the model has no encoder)"
+        midpoints = generator_midpoints(ev.model, ev.interp_samples, ev.seed)
     out = fidelity.fidelity(midpoints, test, ("fid",), JUDGE, judge_path(ev.datamodule), ev.device,
                             seed=ev.seed, suffix="_judge")
     return {"interp_fid_judge": out["fid_judge"]}
+
+
+def generator_midpoints(model, num: int, seed: int = 0, chunk_size: int = 500) -> fidelity.ChunkedImages:
+    """``num`` decoded midpoints ``decode((z_a + z_b) / 2)`` of pairs of generated codes, for models without an
+    encoder; chunk i draws its pairs from seed ``(seed, i)``."""
+
+    @torch.no_grad()
+    def make_chunk(index: int, size: int) -> torch.Tensor:
+        generator = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + index)
+        codes = model.generated_codes(2 * size, generator)
+        return model.decode((codes[:size] + codes[size:]) / 2)
+
+    return fidelity.ChunkedImages(make_chunk, num, chunk_size)
 
 
 def _no_generated_codes(ev: Evaluation) -> str | None:
@@ -271,7 +300,8 @@ def _codes_from_fitted_gaussian(ev: Evaluation) -> str | None:
     return None
 
 
-@metric_group("codes", skip_reason=_no_generated_codes, off_by_default=_codes_from_fitted_gaussian, stochastic=False)
+@metric_group("codes", skip_reason=_either(_no_encoder, _no_generated_codes),
+              off_by_default=_codes_from_fitted_gaussian, stochastic=False)
 def codes_group(ev: Evaluation) -> dict[str, float]:
     """``codes_tsne.png``: a t-SNE of ``tsne_points`` generated codes (the codes ``sample`` decodes) and as
     many encoder codes of test images (fewer when the test split is smaller); no numbers."""

@@ -29,18 +29,21 @@ def has_generated_codes(model) -> bool:
 @torch.no_grad()
 def write_sheets(model, datamodule, out: Path, seed: int = 0) -> dict[str, str]:
     """Samples, reconstructions, interpolations, per-dimension traversals and a 2-D map of test codes
-    (no samples or traversals, which draw generated codes, for a model without them)."""
+    (no samples or traversals, which draw generated codes, for a model without them; for a model without an
+    encoder no reconstructions or code map, and interpolations and traversals over generator inputs)."""
     x, y = datamodule.tensors("test", 512)
     x = x.to(model.device)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    generates = has_generated_codes(model)
+    generates, encodes = has_generated_codes(model), getattr(model, "has_encoder", True)
     sheets = {
         "samples": save_sheet(model.sample(64, generator=generator), out / "samples.png") if generates else None,
-        "reconstructions": save_sheet(recon_sheet(model, x[:32]), out / "reconstructions.png"),
-        "interpolations": save_sheet(interpolation_sheet(model, x[:16]), out / "interpolations.png"),
-        "traversals (one code dimension per row)":
-            save_sheet(traversal_sheet(model, x[:1], steps=10), out / "traversals.png") if generates else None,
-        "test codes, first two principal components": code_scatter(model, x, datamodule.class_labels(y), out / "codes_pca.png"),
+        "reconstructions": save_sheet(recon_sheet(model, x[:32]), out / "reconstructions.png") if encodes else None,
+        "interpolations" if encodes else "interpolations between generator inputs (no encoder)":
+            save_sheet(interpolation_sheet(model, x[:16], seed=seed), out / "interpolations.png"),
+        "traversals (one code dimension per row)": save_sheet(traversal_sheet(
+            model, x[:1] if encodes else None, steps=10), out / "traversals.png") if generates else None,
+        "test codes, first two principal components":
+            code_scatter(model, x, datamodule.class_labels(y), out / "codes_pca.png") if encodes else None,
     }
     return {title: path.name for title, path in sheets.items() if path is not None}
 

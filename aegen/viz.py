@@ -182,9 +182,16 @@ def interpolation_rows(starts: Tensor, frames: Tensor, ends: Tensor) -> Sheet:
 
 
 @torch.no_grad()
-def interpolation_sheet(model, x: Tensor, steps: int = 8) -> Sheet:
-    """Rows of decoded interpolations between consecutive pairs of images, the real pair at each row's ends."""
+def interpolation_sheet(model, x: Tensor, steps: int = 8, seed: int = 0) -> Sheet:
+    """Rows of decoded interpolations between consecutive pairs of images, the real pair at each row's ends; for a
+    model without an encoder, as many rows of paths between pairs of generator inputs (drawn from ``seed``)."""
     half = len(x) // 2
+    if not getattr(model, "has_encoder", True):
+        from aegen.latent import generator_interpolation
+
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+        frames = generator_interpolation(model, half, steps, generator=generator).cpu()
+        return Sheet(frames, cols=numbers(torch.linspace(0, 1, steps)), corner="alpha")
     starts, ends = x[:half], x[half : 2 * half]
     return interpolation_rows(starts, model.interpolate(starts, ends, steps), ends)
 
@@ -212,7 +219,8 @@ def traversal_sheet(model, x: Tensor | None = None, steps: int = 10, span: float
 
 class ImageSheets(pl.Callback):
     """Writes reconstructions, samples and interpolations to ``<run>/images/`` after each validation epoch,
-    and to the run's TensorBoard or wandb logger as ``images/recon``, ``images/samples``, ``images/interp``."""
+    and to the run's TensorBoard or wandb logger as ``images/recon``, ``images/samples``, ``images/interp``
+    (models without an encoder: no reconstructions; interpolations between generator inputs)."""
 
     def __init__(self, num: int = 32, steps: int = 8, every_n_epochs: int = 1, seed: int = 0) -> None:
         """
@@ -237,7 +245,8 @@ class ImageSheets(pl.Callback):
         out = Path(log_dir) / "images"
         epoch = f"epoch{trainer.current_epoch:03d}"
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        sheets = {"recon": recon_sheet(pl_module, x), "samples": pl_module.sample(len(x), generator=generator)}
+        sheets = {"recon": recon_sheet(pl_module, x)} if getattr(pl_module, "has_encoder", True) else {}
+        sheets["samples"] = pl_module.sample(len(x), generator=generator)
         if len(x) >= 2:  # a pair is needed to interpolate
             sheets["interp"] = interpolation_sheet(pl_module, x, self.steps)
         for kind, images in sheets.items():

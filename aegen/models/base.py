@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aegen import __version__
-from aegen.errors import DivergenceError
+from aegen.errors import AegenError, DivergenceError
 from aegen.latent import lerp, slerp, traverse_dims
 from aegen.nets import check_image_shape
 from aegen.checkpoint import first_nonfinite
@@ -44,6 +44,9 @@ class GenerativeAE(PhasedOptimisation):
     #: the model's default ``sampler`` is a Gaussian fitted to the training codes (plain AEs);
     #: models with a prior of their own set this to False (no sampler) and override ``prior_sample``.
     samples_from_code_gaussian: ClassVar[bool] = True
+    #: whether the model maps images to codes; models without an encoder (image GANs) set this to False:
+    #: ``encode``/``reconstruct`` then raise an AegenError and the tools work over generator inputs instead
+    has_encoder: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -93,6 +96,9 @@ class GenerativeAE(PhasedOptimisation):
     # ----------------------------------------------------------------- public API
     def encode(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> codes (B, latent_dim): ``self.encoder(x)`` for models with an ``encoder``."""
+        if not self.has_encoder:
+            raise AegenError(f"{self.registry_name or type(self).__name__} has no encoder; it cannot encode or "
+                             "reconstruct images (sample, traverse and interpolate work over its generator inputs)")
         return self._own_net("encoder", "encode")(x)
 
     def decode(self, z: Tensor) -> Tensor:

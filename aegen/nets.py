@@ -317,3 +317,23 @@ class MunitDecoder(nn.Module):
         for i, block in enumerate(self.res):
             h = block(h, (params[2 * i], params[2 * i + 1]))
         return self.up(h)
+
+
+# --------------------------------------------------------------------------- joint (x, z) discriminators
+
+
+class JointDiscriminator(nn.Module):
+    """(image, code) -> one logit: conv features of x and an MLP of z, concatenated, then a joint MLP
+    (the discriminator of ALI/BiGAN, the adversary T(x, z) of AVB); ``dropout`` after every hidden layer."""
+
+    def __init__(self, img_shape: Sequence[int], latent_dim: int, width: int = 32, features: int = 256,
+                 hidden: Sequence[int] = (256,), dropout: float = 0.0) -> None:
+        super().__init__()
+        self.x_net = nn.Sequential(ConvEncoder(img_shape, features, width=width), _activation("leaky_relu"),
+                                   nn.Dropout(dropout))
+        self.z_net = nn.Sequential(MLP(latent_dim, [features], features, activation="leaky_relu", dropout=dropout),
+                                   _activation("leaky_relu"), nn.Dropout(dropout))
+        self.joint = MLP(2 * features, hidden, 1, activation="leaky_relu", dropout=dropout)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        return self.joint(torch.cat([self.x_net(x), self.z_net(z)], dim=1)).squeeze(-1)

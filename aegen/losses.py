@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,6 +23,24 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per item, summed over dimensions."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+
+
+def gaussian_mmd(x: Tensor, y: Tensor, bandwidths: float | Sequence[float], unbiased: bool = False) -> Tensor:
+    """Squared MMD between samples x (n, D) and y (m, D) under the kernel sum_s exp(-|a - b|^2 / s) over the
+    ``bandwidths`` s. unbiased: the U-statistic (within-sample pairs i != j only; can be negative), else the
+    V-statistic (all pairs; 0 for x equal to y)."""
+    both = torch.cat([x, y])
+    d2 = torch.cdist(both, both).square()
+    scales = [bandwidths] if isinstance(bandwidths, (int, float)) else bandwidths
+    kernel = sum(torch.exp(-d2 / s) for s in scales)
+    n, m = len(x), len(y)
+    kxx, kyy, kxy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
+    if not unbiased:
+        return kxx.mean() + kyy.mean() - 2 * kxy.mean()
+    if min(n, m) < 2:
+        raise ValueError(f"the unbiased MMD needs at least 2 samples on each side, got {n} and {m}")
+    within = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    return within - 2 * kxy.mean()
 
 
 def information_loss(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits
 
 from aegen.data.base import AEDataModule, Split, random_split_indices, resize, unit_to_uint8
 from aegen.registry import register_data
@@ -28,6 +27,9 @@ class Digits(AEDataModule):
         self.fractions = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
 
     def load_splits(self) -> dict[str, Split]:
+        # scikit-learn is slow to import: only when the data loads
+        from sklearn.datasets import load_digits
+
         digits = load_digits()
         images = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
         images = unit_to_uint8(resize(images, self.image_size))

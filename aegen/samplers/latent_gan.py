@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from aegen.losses import adversarial_loss, discriminator_loss
+from aegen.losses import adversarial_loss, discriminator_loss, gaussian_mmd
 from aegen.nets import MLP, LatentDiscriminator
 from aegen.samplers.base import Sampler
 
@@ -119,11 +119,7 @@ class LatentGANSampler(Sampler):
     # ----------------------------------------------------------------- losses
     def mmd(self, real: Tensor, fake: Tensor) -> Tensor:
         """Squared MMD (biased estimate) between two feature batches with a sum of Gaussian kernels."""
-        both = torch.cat([real, fake])
-        d2 = torch.cdist(both, both).square() / both.shape[1]
-        kernel = sum(torch.exp(-d2 / (2 * s * s)) for s in self.mmd_bandwidths)
-        n = len(real)
-        return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
+        return gaussian_mmd(real, fake, [2 * s * s * real.shape[1] for s in self.mmd_bandwidths])
 
     def discriminator_loss(self, codes: Tensor, noise: Tensor) -> Tensor:
         """D's real/fake loss: ``codes`` (B, dim) real, G(noise) fake (no gradient reaches G)."""

@@ -269,16 +269,10 @@ class GAIA(GenerativeAE):
                 self._set_lr("discriminator", d_share * hp.lr)
                 self._set_lr("generator", (1 - d_share) * hp.lr)
             # a loss whose gradient is G's loss through G's outputs and D's loss on D's parameters
-            update(sum((t.float() * grad.float()).sum() for t, grad in zip([*outputs, *d_params], [*g_grads, *d_grads]))
-                   / scale)
+            update(self.gradient_loss(zip([*outputs, *d_params], [*g_grads, *d_grads]), scale))
         logged = {"loss_d": losses["loss_d"], "loss_g": losses["loss_g"], "r": r, "f_real": f_real, "f_samp": f_samp,
                   "dist": dist, "p_fake": losses["p_fake"], "g_share": losses["g"], "d_share": losses["d_share"]}
         return {name: value.detach() for name, value in logged.items()}
-
-    def loss_scale(self) -> float:
-        """The gradient scaler's current scale under float16 mixed precision, else 1."""
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        return scaler.get_scale() if scaler is not None else 1.0
 
     def _set_lr(self, name: str, lr: float) -> None:
         for group in self.optimizer(name).param_groups:

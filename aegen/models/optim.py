@@ -128,6 +128,18 @@ class PhasedOptimisation(pl.LightningModule):
         if self.hparams.grad_clip:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
 
+    def loss_scale(self) -> float:
+        """The gradient scaler's current scale under float16 mixed precision, else 1."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return scaler.get_scale() if scaler is not None else 1.0
+
+    @staticmethod
+    def gradient_loss(pairs: Iterable[tuple[Tensor, Tensor]], scale: float = 1.0) -> Tensor:
+        """A loss whose gradient on each tensor of the (tensor, gradient) pairs is that gradient divided by
+        ``scale``: gradients computed by ``autograd.grad`` on losses times ``loss_scale()``, handed to one
+        ``update`` (whose backward multiplies by the scale again)."""
+        return sum((t.float() * g.detach().float()).sum() for t, g in pairs) / scale
+
     def optimizer(self, name: str) -> Any:
         """The (Lightning-wrapped) optimiser called ``name`` in ``optimizer_groups``."""
         optimizers = self.optimizers()

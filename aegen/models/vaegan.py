@@ -158,10 +158,9 @@ class VAEGAN(GenerativeAE):
         """One step of the three optimisers from one forward pass, each by its own loss (Algorithm 1)."""
         with self.phase(*self.NETS) as update:
             losses = self.losses(x)
-            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-            scale = scaler.get_scale() if scaler is not None else 1.0
+            scale = self.loss_scale()
             # a loss whose gradient on each parameter is its own network's gradient
-            update(sum((p * g.detach()).sum() for p, g in self.own_gradients(losses, scale)) / scale)
+            update(self.gradient_loss(self.own_gradients(losses, scale), scale))
         return {name: losses[name].detach() for name in ("prior", "llike", "gan", "gen")}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:

@@ -11,7 +11,8 @@ import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 NAMES = {"gaia-interpolation", "gaia-attributes", "latentgan-table1", "latentgan-traversals", "codegen-table1",
-         "codegen-table3", "codegen-supervised", "deae-debias", "deae-augmentation", "deae-controllability", "defaults"}
+         "codegen-table3", "codegen-supervised", "deae-debias", "deae-augmentation", "deae-controllability", "defaults",
+         "gaia-figure1", "codegen-table2", "fonts-disentanglement"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_list_names_every_paper_table_with_one_line(tmp_path):
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
 
 
-@pytest.mark.parametrize("name", ["latentgan-table1", "gaia-interpolation", "codegen-table1"])
+@pytest.mark.parametrize("name", ["latentgan-table1", "gaia-interpolation", "codegen-table1", "gaia-figure1"])
 def test_paper_scale_without_data_stops_in_one_line(tmp_path, name):
     result = reproduce(name, "--scale", "paper", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
                        tmp_path=tmp_path)

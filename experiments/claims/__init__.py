@@ -157,7 +157,7 @@ class Claim:
 
 
 CLAIMS: dict[str, Claim] = {}
-MODULES = ("gaia", "latentgan", "codegen", "deae", "defaults")
+MODULES = ("gaia", "latentgan", "codegen", "deae", "baselines", "defaults")
 
 
 def claim(name: str, summary: str, paper: str, needs: Callable[[Context], list[str]] | None = None):

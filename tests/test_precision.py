@@ -11,8 +11,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins import MixedPrecision, Precision
+from torch import nn
+from torch.utils.data import DataLoader
 
 import aegen
+from aegen.models.optim import PhasedOptimisation
 from aegen.registry import models
 from tests.conftest import TinyBatch
 
@@ -127,3 +130,42 @@ def test_16_mixed_clips_the_unscaled_gradients_on_cuda(tmp_path, monkeypatch):
     finite = [n for n in norms if math.isfinite(n)]
     assert finite and all(n == pytest.approx(1e-3, rel=1e-3) for n in finite), norms
     assert not model.trainer.optimizers[0].defaults["fused"]  # a fused Adam unscales inside its step: no clipping
+
+
+class TwoNets(PhasedOptimisation):
+    """Two linear nets stepped by two optimisers from one backward pass, with lr 0: every step's gradients are
+    the batch sum of the inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.save_hyperparameters({"lr": 0.0, "betas": (0.9, 0.999), "grad_clip": None})
+        self.automatic_optimization = False
+        self.a, self.b = nn.Linear(3, 1, bias=False), nn.Linear(3, 1, bias=False)
+        self.grads: list[tuple[str, torch.Tensor]] = []
+
+    def optimizer_groups(self) -> dict:
+        return {"a": self.a.parameters(), "b": self.b.parameters()}
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        with self.phase("a", "b") as update:
+            update(self.a(batch).sum() + self.b(batch).sum())
+
+    def on_before_optimizer_step(self, optimizer) -> None:  # after the scaler's unscale
+        net = "a" if optimizer.param_groups[0]["params"][0] is self.a.weight else "b"
+        self.grads.append((net, optimizer.param_groups[0]["params"][0].grad.clone()))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(torch.ones(4, 3), batch_size=4)
+
+
+def test_optimisers_stepped_from_one_backward_pass_are_unscaled_by_the_scale_it_used(tmp_path):
+    """Lightning updates the gradient scaler after each optimiser's step; with a growth interval of 1 the scale
+    doubles after the first, and the second optimiser's gradients must still come out unscaled."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=1)
+    model = TwoNets()
+    pl.Trainer(max_steps=6, accelerator="cpu", plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+               logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+               default_root_dir=tmp_path).fit(model)
+    assert [net for net, _ in model.grads] == ["a", "b"] * 3
+    assert all(torch.equal(grad, torch.full((1, 3), 4.0)) for _, grad in model.grads), model.grads
+    assert scaler.get_scale() == 2.0**14  # grown at each of the six updates

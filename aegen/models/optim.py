@@ -164,7 +164,10 @@ class PhasedOptimisation(pl.LightningModule):
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            scale = self.loss_scale() if len(optimizers) > 1 else None
             for opt in optimizers:
+                if scale is not None:
+                    self._to_current_scale(opt, scale)
                 opt.step()  # clips in on_before_optimizer_step
             return loss.detach()
 
@@ -173,6 +176,15 @@ class PhasedOptimisation(pl.LightningModule):
         finally:
             for p, requires_grad in state.items():
                 p.requires_grad_(requires_grad)
+
+    def _to_current_scale(self, optimizer: Any, scale: float) -> None:
+        """Bring ``optimizer``'s gradients, computed at loss scale ``scale``, to the gradient scaler's current scale.
+        Lightning updates the scaler after each optimiser's step, and the update may grow or back off the scale;
+        the optimisers stepped later from the same backward pass would otherwise be unscaled by the new scale."""
+        now = self.loss_scale()
+        if now != scale:
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch._foreach_mul_(grads, now / scale)
 
     def _optimizers_and_others(self, names: tuple[str, ...]) -> tuple[list, list[nn.Parameter]]:
         """The (Lightning-wrapped) optimisers ``names`` and every other optimiser's parameters, found once per fit."""

@@ -68,3 +68,76 @@ def test_latentgan_discriminator_runs_once_on_real_and_fake_codes(options, tmp_p
         model.gans.q_sums = None
         model.gans.record(seen["real_cats"].detach())
         torch.testing.assert_close(seen["q_sums"], model.gans.q_sums, rtol=1e-6, atol=1e-6)
+
+
+def aae_reference(model, x):
+    """The AAE's regularisation losses with the encoder run in each phase and D run on prior and codes apart."""
+    from aegen.losses import adversarial_loss, discriminator_loss
+
+    prior = model.randn(len(x), model.latent_dim)
+    d_loss = discriminator_loss(model.discriminator(prior), model.discriminator(model.training_codes(x).detach()))
+    return d_loss, adversarial_loss(model.discriminator(model.training_codes(x)), real=True)
+
+
+def aae_cluster_reference(model, x):
+    from aegen.losses import adversarial_loss, discriminator_loss
+
+    y, z = (t.detach() for t in model.posterior(x))
+    prior_y = F.one_hot(model.randint(model.num_clusters, len(x)), model.num_clusters).float()
+    d_loss = (discriminator_loss(model.cat_discriminator(prior_y), model.cat_discriminator(y))
+              + discriminator_loss(model.gauss_discriminator(model.randn(len(x), model.latent_dim)),
+                                   model.gauss_discriminator(z)))
+    y, z = model.posterior(x)
+    g_loss = adversarial_loss(model.cat_discriminator(y), real=True) + adversarial_loss(model.gauss_discriminator(z),
+                                                                                        real=True)
+    return d_loss, g_loss
+
+
+def codegen_reference(model, x):
+    from aegen.losses import adversarial_loss, discriminator_loss
+
+    s, _ = model.conditions_of(torch.zeros(len(x), dtype=torch.long))
+    prior = model.codes_from(s, model._draw_noise(len(x), model.noise)).detach()
+    d_loss = discriminator_loss(model.code_logits(prior, s), model.code_logits(model.encode(x).detach(), s))
+    z = model.encode(x)
+    ae_loss = model.reconstruction_loss(model.decode(z), x) + model.code_adv_weight * adversarial_loss(
+        model.code_logits(z, s), real=True)
+    return d_loss, ae_loss
+
+
+@pytest.mark.parametrize("name, reference, nets", [
+    ("aae", aae_reference, ("discriminator", "encoder")),
+    ("aae_cluster", aae_cluster_reference, ("cat_discriminator", "encoder")),
+    ("codegen_aae", codegen_reference, ("code_critic", "encoder")),
+])
+def test_the_aae_family_encodes_once_and_runs_the_code_discriminator_once_per_step(name, reference, nets, tmp_path):
+    """With lr 0 (no network changes within the step), the discriminator's gradients and the encoder's from
+    the step equal those of the two-pass reference."""
+    torch.manual_seed(0)
+    options = {"code_follow_weight": 0.0} if name == "codegen_aae" else {}
+    model = aegen.get_model(name)(img_shape=(1, 16, 16), latent_dim=6, width=4, **options)
+    x = torch.rand(5, 1, 16, 16) * 2 - 1
+    seen = {}
+
+    def probe(x, y):
+        for group in (g for opt in model.trainer.optimizers for g in opt.param_groups):
+            group["lr"] = 0.0
+        disc, enc = (dict(getattr(model, net).named_parameters()) for net in nets)
+        noise = model.noise.get_state()
+        d_loss, g_loss = reference(model, x)
+        seen["reference"] = {**gradients(d_loss, disc), **gradients(g_loss, enc)}
+        model.noise.set_state(noise)
+        if name == "codegen_aae":
+            losses = model.aae_phase(x, model.conditions_of(y)[0])
+        else:
+            losses = model.regularization_phase(x)
+        seen["step"] = {n: p.grad.clone() for n, p in {**disc, **enc}.items()}
+        return losses
+
+    model.training_phases = probe
+    fast_trainer(tmp_path, 1).fit(model, DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)),
+                                                    batch_size=len(x)))
+    assert set(seen["step"]) == set(seen["reference"])
+    for n, grad in seen["step"].items():
+        torch.testing.assert_close(grad, seen["reference"][n], rtol=1e-6, atol=1e-6, msg=n)
+    assert max(g.abs().max().item() for g in seen["step"].values()) > 0

@@ -72,12 +72,15 @@ class AAE(GenerativeAE):
             return {"recon": update(F.mse_loss(self.decode(self.training_codes(x)), x))}
 
     def regularization_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """D on prior draws (real) and codes (fake) in one pass, then the encoder fools D. The encoder runs
+        once: its weights do not change between the two steps, so D's fakes are the generator's codes detached."""
+        prior = self.randn(len(x), self.latent_dim)
+        codes = self.training_codes(x)
         with self.phase("discriminator") as update:
-            prior = self.randn(len(x), self.latent_dim)
-            real, fake = self.discriminator(prior), self.discriminator(self.training_codes(x))
+            real, fake = self.discriminator(torch.cat([prior, codes.detach()])).chunk(2)
             d_loss = update(discriminator_loss(real, fake))
         with self.phase("generator") as update:
-            g_loss = update(adversarial_loss(self.discriminator(self.training_codes(x)), real=True))
+            g_loss = update(adversarial_loss(self.discriminator(codes), real=True))
         return {"disc": d_loss, "gen": g_loss}
 
     def training_phases(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:

@@ -93,16 +93,17 @@ class ClusteringAAE(GenerativeAE):
         }
 
     def regularization_phase(self, x: Tensor) -> dict[str, Tensor]:
+        """Each discriminator on prior draws (real) and the encoder's outputs (fake) in one pass, then the
+        encoder fools both. The encoder runs once: its weights do not change between the two steps."""
         n = len(x)
+        y, z = self.posterior(x)
         with self.phase("discriminator") as update:
-            y, z = (t.detach() for t in self.posterior(x))
             prior_y = F.one_hot(self.randint(self.num_clusters, n), self.num_clusters).float()
-            d_cat = discriminator_loss(self.cat_discriminator(prior_y), self.cat_discriminator(y))
-            d_gauss = discriminator_loss(self.gauss_discriminator(self.randn(n, self.latent_dim)),
-                                         self.gauss_discriminator(z))
+            d_cat = discriminator_loss(*self.cat_discriminator(torch.cat([prior_y, y.detach()])).chunk(2))
+            prior_z = self.randn(n, self.latent_dim)
+            d_gauss = discriminator_loss(*self.gauss_discriminator(torch.cat([prior_z, z.detach()])).chunk(2))
             update(d_cat + d_gauss)
         with self.phase("generator") as update:
-            y, z = self.posterior(x)
             g_loss = update(adversarial_loss(self.cat_discriminator(y), real=True)
                             + adversarial_loss(self.gauss_discriminator(z), real=True))
         return {"disc_cat": d_cat.detach(), "disc_gauss": d_gauss.detach(), "gen": g_loss}

@@ -274,14 +274,15 @@ class CodeGeneratorAAE(GenerativeAE):
         return F.mse_loss(fake, real.detach())
 
     def aae_phase(self, x: Tensor, s: Tensor) -> dict[str, Tensor]:
-        """D_C: CG(z, s) real, Enc(x) fake; then Enc + Dec: reconstruction and fooling D_C. CG is fixed."""
+        """D_C: CG(z, s) real, Enc(x) fake (one pass on both); then Enc + Dec: reconstruction and fooling D_C.
+        CG is fixed. The encoder runs once: its weights do not change between the two steps."""
+        with torch.no_grad():
+            prior = self.codes_from(s, self._draw_noise(len(x), self.noise))
+        z = self.encode(x)
         with self.phase("code_discriminator") as update:
-            with torch.no_grad():
-                prior = self.codes_from(s, self._draw_noise(len(x), self.noise))
-                codes = self.encode(x)
-            d_c = update(discriminator_loss(self.code_logits(prior, s), self.code_logits(codes, s)))
+            real, fake = self.code_logits(torch.cat([prior, z.detach()]), torch.cat([s, s])).chunk(2)
+            d_c = update(discriminator_loss(real, fake))
         with self.phase("autoencoder") as update:
-            z = self.encode(x)
             recon = self.reconstruction_loss(self.decode(z), x)
             fool = adversarial_loss(self.code_logits(z, s), real=True)
             update(recon + self.code_adv_weight * fool)

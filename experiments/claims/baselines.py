@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from claims import Comparison, Context, Report, claim, missing_gpu, ours
-from claims.codegen import TABLE1_PAPER, score
+from claims.codegen import TABLE1_PAPER, score, table_rows
 from claims.deae import EDIT_KEYS, EDITORS, QUICK_DATA, QUICK_NETS, budget, budget_text
 from claims.deae_common import SUBSET
 
@@ -27,14 +27,6 @@ SHEET_IMAGES = 8
 
 def quick_only(ctx: Context) -> list[str]:
     return [PAPER_ONLY]
-
-
-def rows_of(runs: dict[str, list[dict]], keys: tuple[str, ...], paper: dict[str, str], label: str = "model",
-            spec: str = ".4g") -> list[dict]:
-    """One row per model: the paper's word, ours (mean ± std over seeds) per key, fit seconds per run."""
-    return [{label: name, "paper": paper.get(name, "-"),
-             **{f"{k} (ours)": ours([r[k] for r in per_seed], spec) if k in per_seed[0] else "-" for k in keys},
-             "fit s/run": f"{sum(r['fit_s'] for r in per_seed) / len(per_seed):.0f}"} for name, per_seed in runs.items()]
 
 
 def beats(runs: dict[str, list[dict]], ours_name: str, key: str, lower: bool, what: str) -> list[Comparison]:
@@ -66,7 +58,7 @@ def figure1(ctx: Context) -> Report:
     paper = {"gaia": "matches the input (Fig. 1 F)", **{m: "similar, not the same image (Fig. 1)" for m in FIGURE1[:-1]}}
     return Report("Reconstructions of GAIA against the GAN-based inference methods of its Fig. 1",
                   f"embedded digits, each model's `aegen fit` defaults, {epochs} epochs; `aegen evaluate --metrics "
-                  "recon,interp,judge` defaults", rows_of(runs, FIGURE1_KEYS, paper),
+                  "recon,interp,judge` defaults", table_rows(runs, paper, FIGURE1_KEYS, "model"),
                   beats(runs, "gaia", "recon_mse", True, "reconstructions"),
                   notes=["recon_mse / ssim: test reconstructions against their inputs (images in [-1, 1]); "
                          "interp_fid_judge: judge-feature FID of decoded midpoints; fid_judge: of samples",
@@ -114,8 +106,8 @@ def table2(ctx: Context) -> Report:
     rank = sorted(runs, key=lambda m: sum(r["fid_judge"] for r in runs[m]))
     return Report("Sample quality of the code generator against the GANs of the paper's Table 2", f"embedded digits; "
                   f"aae and vae with --model.latent_dim 64, the others at their defaults; {epochs} epochs; "
-                  "`aegen evaluate --metrics judge` defaults", rows_of(runs, ("fid_judge", "is_judge_mean"),
-                                                                        TABLE2_PAPER),
+                  "`aegen evaluate --metrics judge` defaults", table_rows(runs, TABLE2_PAPER, ("fid_judge", "is_judge_mean"),
+                                                                           "model"),
                   beats(runs, "codegen_aae", "fid_judge", True, "samples"),
                   notes=["fid_judge / is_judge_mean: FID and IS in the features of a digit classifier (the judge)",
                          f"order by mean fid_judge (best first): {', '.join(rank)}",
@@ -152,7 +144,7 @@ def disentanglement(ctx: Context) -> Report:
     return Report("Disentanglement and controllable edits on Fonts: deae against the VAE family", f"fonts 32 px, "
                   "10 letters x 6 faces x 3 sizes x 5 font colours x 5 backgrounds, 3000 items; every model width 8, "
                   f"lr 1e-3, batch 16, 20-d code, {budget_text(ctx)}; `aegen evaluate` defaults",
-                  rows_of(runs, SCORE_KEYS, paper, spec=".3f"), comparisons,
+                  table_rows(runs, paper, SCORE_KEYS, "model", ".3f"), comparisons,
                   notes=["deae and gsl learn from factor labels (pairs that share a factor); beta-VAE (beta 4), "
                          "btcvae (its default TC weight 6) and infovae (its default MMD weight) see no label",
                          "mig, dci_disentanglement, factorvae_score: disentanglement_lib's definitions on the codes; "

@@ -46,10 +46,11 @@ def score(ctx: Context, model: str, seed: int, data: str, flags: list[Any], metr
     return {k: result[k] for k in keys if k in result} | {"fit_s": seconds, "checkpoint": str(ckpt)}
 
 
-def table_rows(runs: dict[str, list[dict]], paper: dict[str, str], keys: tuple[str, ...], label: str) -> list[dict]:
-    """One row per entry: the paper's value beside ours (mean ± std over seeds) per key."""
-    return [{label: name, "paper": paper[name],
-             **{f"{k} (ours)": ours([r[k] for r in per_seed], ".4g") if k in per_seed[0] else "-" for k in keys},
+def table_rows(runs: dict[str, list[dict]], paper: dict[str, str], keys: tuple[str, ...], label: str,
+               spec: str = ".4g") -> list[dict]:
+    """One row per entry: the paper's value ("-" if none) beside ours (mean ± std over seeds) per key."""
+    return [{label: name, "paper": paper.get(name, "-"),
+             **{f"{k} (ours)": ours([r[k] for r in per_seed], spec) if k in per_seed[0] else "-" for k in keys},
              "fit s/run": f"{sum(r['fit_s'] for r in per_seed) / len(per_seed):.0f}"}
             for name, per_seed in runs.items()]
 

@@ -205,7 +205,7 @@ def traversal_sheet(model, x: Tensor | None = None, steps: int = 10, span: float
 
     images = model.traversal(x, steps=steps, span=span, code=code, generator=generator).cpu()
     if type(model).traversal is GenerativeAE.traversal:
-        dims = range(model.latent_dim) if code is None else [code]
+        dims = range(len(images)) if code is None else [code]  # the code's dimensions (aae_cluster: K + latent_dim)
         values = torch.linspace(-(2.0 if span is None else span), 2.0 if span is None else span, steps)
         return Sheet(images, rows=[f"z{d}" for d in dims], cols=numbers(values), corner="std")
     if hasattr(model, "num_categories") and hasattr(model, "num_continuous"):  # LatentGAN's category x code sheet

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import aegen
 from aegen.errors import AegenError
 from aegen.registry import models
+from aegen.viz import sheet_picture, traversal_sheet
 from tests.conftest import FAST, TinyBatch, fit_cli, subprocess_env  # noqa: F401  (TinyBatch: tests import it from here)
 
 # models that train only on factor data (requires_factors: deae, gsl) have the same tests on fonts in
@@ -88,6 +89,7 @@ def test_sample_interpolate_shapes_and_checkpoint_round_trip(name, tmp_path, tin
     model.eval()
     assert model.sample(5).shape == (5, 1, 32, 32)
     x = dm.tensors("test", 6)[0]
+    sheet_picture(traversal_sheet(model, x if model.has_encoder else None, steps=3))  # one label per row and column
     if not model.has_encoder:
         return _check_encoderless(model, fitter, x, tmp_path)
     path = model.interpolate(x[:3], x[3:], steps=4)

@@ -32,7 +32,8 @@ from aegen.evaluate import evaluate
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULT_DATA = "digits"
-__all__ = ["COMMANDS", "DEFAULT_DATA", "LIGHTNING_COMMANDS", "MAX_SHEET", "main", "parse", "parser"]
+DEFAULT_EPOCHS = 10  # `aegen fit` without --trainer.max_epochs (nor a config setting it)
+__all__ = ["COMMANDS", "DEFAULT_DATA", "DEFAULT_EPOCHS", "LIGHTNING_COMMANDS", "MAX_SHEET", "main", "parse", "parser"]
 
 
 class UsageError(AegenError):

@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 
 from aegen import console, presets, registry, training
-from aegen.cli import DEFAULT_DATA, LIGHTNING_COMMANDS
+from aegen.cli import DEFAULT_DATA, DEFAULT_EPOCHS, LIGHTNING_COMMANDS
 from aegen.data.base import AEDataModule
 from aegen.errors import AegenError, DivergenceError
 from aegen.io import remove_stale_temporaries
@@ -349,7 +349,7 @@ def run_lightning(argv: list[str]) -> None:
         auto_configure_optimizers=False,
         seed_everything_default=0,
         trainer_class=Trainer,
-        trainer_defaults={"log_every_n_steps": 10, "max_epochs": 10},
+        trainer_defaults={"log_every_n_steps": 10, "max_epochs": DEFAULT_EPOCHS},
     )
     if command == "fit":
         log_dir = cli.trainer.log_dir  # a collective under DDP: every rank asks

@@ -57,7 +57,11 @@ def metric_groups(name: str) -> str:
 
 
 def epoch_flags(ctx: Context) -> list[Any]:
-    return [] if ctx.epochs is None else ["--trainer.max_epochs", ctx.epochs]
+    """``--trainer.max_epochs``: ``--epochs``, else the epochs ``aegen fit`` runs when none are given. Stated even
+    at the default, so that the other claims' fits of the same setting (which state it) are reused."""
+    from aegen.cli import DEFAULT_EPOCHS
+
+    return ["--trainer.max_epochs", ctx.epochs or DEFAULT_EPOCHS]
 
 
 def sheets(ckpt: Path, factors: bool) -> list[str]:

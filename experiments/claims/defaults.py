@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from claims import Comparison, Context, Report, claim, ours
+from claims.baselines import SHEET_IMAGES, reconstruction_sheet
 from harness import aegen
 
 KEYS = ("recon_mse", "recon_judge_acc", "fid_judge", "interp_fid_judge", "cluster_error_hungarian",
@@ -106,6 +107,32 @@ def blob_run(ctx: Context, ae_ckpt: Path, seed: int) -> dict[str, Any]:
     return {"fid_judge": ctx.evaluate(path, "judge", seed=seed)["fid_judge"]}
 
 
+def overview_sheets(ckpts: dict[str, Path], out: Path, prefix: str) -> list[Path]:
+    """One picture per kind across the models of the first seed (digits): the same test images reconstructed by
+    each model with an encoder, 8 samples of each model (noise seed 0), and each model's path between the same
+    two test images of different classes (between two of its generator inputs without an encoder)."""
+    import torch
+
+    import aegen
+    from aegen.latent import generator_interpolation
+    from aegen.viz import Sheet, save_sheet
+
+    models = {name: aegen.load(ckpt).eval() for name, ckpt in ckpts.items()}
+    encoders = {name: m for name, m in models.items() if m.has_encoder and learns_reconstruction(name)}
+    paths = [reconstruction_sheet({n: ckpts[n] for n in encoders}, out / f"{prefix}-reconstructions.png")]
+    dm = aegen.get_data("digits")()
+    dm.setup("test")
+    x, y = dm.tensors("test", 32)
+    a, b = x[:1], x[int((y != y[0]).nonzero()[0])].unsqueeze(0)  # the first test image and the first of another class
+    with torch.no_grad():
+        samples = [m.sample(SHEET_IMAGES, torch.Generator().manual_seed(0)).clamp(-1, 1) for m in models.values()]
+        paths.append(save_sheet(Sheet(torch.stack(samples), rows=list(models)), out / f"{prefix}-samples.png"))
+        interps = [(m.interpolate(a, b, SHEET_IMAGES) if m.has_encoder else generator_interpolation(
+            m, 1, SHEET_IMAGES, generator=torch.Generator().manual_seed(0)))[0].clamp(-1, 1) for m in models.values()]
+    paths.append(save_sheet(Sheet(torch.stack(interps), rows=list(models)), out / f"{prefix}-interpolations.png"))
+    return paths
+
+
 def learns_reconstruction(name: str) -> bool:
     """Models with an encoder trained to reconstruct (not InfoGAN, whose Q only infers its own codes)."""
     from aegen.registry import get_model, models
@@ -189,6 +216,9 @@ def defaults(ctx: Context) -> Report:
             if data == "fonts":
                 fonts_ae.append(ae)
             blobs[data].append(blob_run(ctx, Path(ae["ckpt"]), seed))
+    digits = [n for n in names if not needs_factors(n)]
+    overview = overview_sheets({n: Path(runs[n][0]["ckpt"]) for n in digits}, ctx.out,
+                               f"{ctx.name}-seed{ctx.seeds[0]}") if digits else []
     rows = [row(n, d, runs[n], blobs[d]) for n, d in ((n, "fonts" if needs_factors(n) else "digits") for n in names)]
     if fonts_ae:
         rows.append(row("ae (fonts; deae's reference)", "fonts", fonts_ae, blobs["fonts"]))
@@ -202,7 +232,8 @@ def defaults(ctx: Context) -> Report:
              "Hungarian error: models with a cluster head only; the latentgan comparison's other side is k-means "
              "on the same test images' pixels (kmeans_pixels_cluster_error_hungarian)",
              "sheets: data.sheets lists each run's last training sheets, evaluation sheets and (factor models) "
-             "an `aegen edit --factor font_colour --value 3` sheet"]
+             "an `aegen edit --factor font_colour --value 3` sheet",
+             *(f"{p.name} (beside this table): seed {ctx.seeds[0]}, one row per digits model" for p in overview)]
     data = {"runs": runs, "blob": blobs, "fonts_ae": fonts_ae,
             "sheets": {n: [r["sheets"] for r in runs[n]] for n in names}}
     return Report("Every model at its defaults", setting, rows, comparisons(runs, fonts_ae), notes, data)

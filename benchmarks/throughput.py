@@ -41,11 +41,12 @@ class StepTimer(pl.Callback):
         self.end = time.perf_counter()
 
 
-def time_trainer(name: str, steps: int, warmup: int, root: str) -> float:
+def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "digits") -> float:
+    """Minibatches per second of ``aegen fit``'s Trainer for the model at its defaults on ``data``."""
     batches = steps + warmup
     cli = AegenCLI(
         GenerativeAE, AEDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
-        args=[f"--model={class_path(get_model(name))}", f"--data={class_path(get_data('digits'))}",
+        args=[f"--model={class_path(get_model(name))}", f"--data={class_path(get_data(data))}",
               "--trainer.accelerator=cpu", "--trainer.max_epochs=1000", f"--trainer.default_root_dir={root}",
               "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"],
         seed_everything_default=0, trainer_defaults={"log_every_n_steps": 10}, auto_configure_optimizers=False,

@@ -65,7 +65,7 @@ def epoch_flags(ctx: Context) -> list[Any]:
     return ["--trainer.max_epochs", ctx.epochs or DEFAULT_EPOCHS]
 
 
-def sheets(ckpt: Path, factors: bool) -> list[str]:
+def sheets(ckpt: Path, factors: bool, out: Path) -> list[str]:
     """The run's last training sheets (images/KIND_epochNNN.png), the evaluation's sheets and, for factor
     models, an ``aegen edit`` sheet (font colour set to value 3)."""
     last: dict[str, Path] = {}
@@ -77,7 +77,7 @@ def sheets(ckpt: Path, factors: bool) -> list[str]:
         if not edit.exists():
             aegen("edit", ckpt, "--factor", "font_colour", "--value", 3, "--out", edit, cwd=ckpt.parent)
         paths.append(edit)
-    return [str(p) for p in paths]
+    return [str(p.relative_to(out)) for p in paths]  # under --out
 
 
 def default_run(ctx: Context, model: str, seed: int, data: str, metrics: str) -> dict[str, Any]:
@@ -86,8 +86,8 @@ def default_run(ctx: Context, model: str, seed: int, data: str, metrics: str) ->
     result = ctx.evaluate(ckpt, metrics, seed=seed)
     if result.get("cluster_source", "kmeans") == "kmeans":  # no cluster head: k-means on codes is no model's own
         result.pop("cluster_error_hungarian", None)
-    return {k: result[k] for k in KEYS if k in result} | {"fit_s": seconds, "ckpt": str(ckpt),
-                                                         "sheets": sheets(ckpt, needs_factors(model))}
+    return {k: result[k] for k in KEYS if k in result} | {"fit_s": seconds, "ckpt": str(ckpt.relative_to(ctx.out)),
+                                                         "sheets": sheets(ckpt, needs_factors(model), ctx.out)}
 
 
 def blob_run(ctx: Context, ae_ckpt: Path, seed: int) -> dict[str, Any]:
@@ -215,9 +215,9 @@ def defaults(ctx: Context) -> Report:
                 ctx, "ae", seed, data, "recon,judge,interp" + (",edit" if data == "fonts" else ""))
             if data == "fonts":
                 fonts_ae.append(ae)
-            blobs[data].append(blob_run(ctx, Path(ae["ckpt"]), seed))
+            blobs[data].append(blob_run(ctx, ctx.out / ae["ckpt"], seed))
     digits = [n for n in names if not needs_factors(n)]
-    overview = overview_sheets({n: Path(runs[n][0]["ckpt"]) for n in digits}, ctx.out,
+    overview = overview_sheets({n: ctx.out / runs[n][0]["ckpt"] for n in digits}, ctx.out,
                                f"{ctx.name}-seed{ctx.seeds[0]}") if digits else []
     rows = [row(n, d, runs[n], blobs[d]) for n, d in ((n, "fonts" if needs_factors(n) else "digits") for n in names)]
     if fonts_ae:
@@ -232,7 +232,7 @@ def defaults(ctx: Context) -> Report:
              "Hungarian error: models with a cluster head only; the latentgan comparison's other side is k-means "
              "on the same test images' pixels (kmeans_pixels_cluster_error_hungarian)",
              "sheets: data.sheets lists each run's last training sheets, evaluation sheets and (factor models) "
-             "an `aegen edit --factor font_colour --value 3` sheet",
+             "an `aegen edit --factor font_colour --value 3` sheet, as paths under --out (as is data.runs' ckpt)",
              *(f"{p.name} (beside this table): seed {ctx.seeds[0]}, one row per digits model" for p in overview)]
     data = {"runs": runs, "blob": blobs, "fonts_ae": fonts_ae,
             "sheets": {n: [r["sheets"] for r in runs[n]] for n in names}}

@@ -223,8 +223,9 @@ def defaults(ctx: Context) -> Report:
     if fonts_ae:
         rows.append(row("ae (fonts; deae's reference)", "fonts", fonts_ae, blobs["fonts"]))
     rows += [row(BLOB, d, blobs[d], blobs[d]) for d in datas]
-    epochs = f"{ctx.epochs} epochs (--epochs)" if ctx.epochs else "each model's default epochs"
-    setting = (f"`aegen fit --model NAME` with no other flags ({epochs}, default threads): digits, fonts for the "
+    epochs = (f"{ctx.epochs} epochs (--epochs)" if ctx.epochs else
+              "the CLI's default epochs, passed as --trainer.max_epochs so that equal fits of other claims are shared")
+    setting = (f"`aegen fit --model NAME` with no other options ({epochs}; default threads): digits, fonts for the "
                "factor models; `aegen evaluate --metrics recon,judge,interp` (+ cluster for models with a cluster "
                "head, edit on fonts) at its defaults")
     notes = [f"floor: recon_judge_acc >= {RECON_FLOOR['digits']} on digits, every factor read right >= "

@@ -182,8 +182,10 @@ class PhasedOptimisation(pl.LightningModule):
         Lightning updates the scaler after each optimiser's step, and the update may grow or back off the scale;
         the optimisers stepped later from the same backward pass would otherwise be unscaled by the new scale."""
         now = self.loss_scale()
+        if now == scale:  # the usual case (always without a scaler): nothing to gather
+            return
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if now != scale and grads:
+        if grads:  # torch._foreach_mul_ refuses an empty list
             torch._foreach_mul_(grads, now / scale)
 
     def _optimizers_and_others(self, names: tuple[str, ...]) -> tuple[list, list[nn.Parameter]]:

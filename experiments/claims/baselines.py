@@ -45,6 +45,8 @@ def figure1(ctx: Context) -> Report:
     evaluate --metrics recon,interp,judge`` at its defaults, and one sheet of the same test images
     reconstructed by each model of the first seed (BEGAN's reconstruction is its discriminator's
     autoencoder, the only map from images to codes it has)."""
+    import aegen
+
     epochs = ctx.epochs or 10
     runs: dict[str, list[dict]] = {model: [] for model in FIGURE1}
     ckpts: dict[str, Path] = {}
@@ -54,7 +56,8 @@ def figure1(ctx: Context) -> Report:
             result = ctx.evaluate(ckpt, "recon,interp,judge", seed=seed)
             runs[model].append({k: result[k] for k in FIGURE1_KEYS if k in result} | {"fit_s": seconds})
             ckpts.setdefault(model, ckpt)
-    sheet = reconstruction_sheet(ckpts, ctx.out / f"{ctx.name}-{epochs}ep-seed{ctx.seeds[0]}.png")
+    sheet = reconstruction_sheet({m: aegen.load(c) for m, c in ckpts.items()},
+                                 ctx.out / f"{ctx.name}-{epochs}ep-seed{ctx.seeds[0]}.png")
     paper = {"gaia": "matches the input (Fig. 1 F)", **{m: "similar, not the same image (Fig. 1)" for m in FIGURE1[:-1]}}
     return Report("Reconstructions of GAIA against the GAN-based inference methods of its Fig. 1",
                   f"embedded digits, each model's `aegen fit` defaults, {epochs} epochs; `aegen evaluate --metrics "
@@ -66,8 +69,8 @@ def figure1(ctx: Context) -> Report:
                          f"model's reconstructions of them, seed {ctx.seeds[0]}"], data={"runs": runs})
 
 
-def reconstruction_sheet(ckpts: dict[str, Path], path: Path) -> Path:
-    """Rows: the first test images, then each model's reconstructions of them."""
+def reconstruction_sheet(models: dict[str, Any], path: Path) -> Path:
+    """Rows: the first test images, then each (loaded) model's reconstructions of them."""
     import torch
 
     import aegen
@@ -78,9 +81,9 @@ def reconstruction_sheet(ckpts: dict[str, Path], path: Path) -> Path:
     images = dm.tensors("test", SHEET_IMAGES)[0]
     rows = [images]
     with torch.no_grad():
-        for ckpt in ckpts.values():
-            rows.append(aegen.load(ckpt).eval().reconstruct(images).clamp(-1, 1))
-    return save_sheet(Sheet(torch.stack(rows), rows=["input", *ckpts]), path)
+        for model in models.values():
+            rows.append(model.eval().reconstruct(images).clamp(-1, 1))
+    return save_sheet(Sheet(torch.stack(rows), rows=["input", *models]), path)
 
 
 TABLE2 = ("began", "dcgan", "lsgan", "wgan_gp", "aae", "vae", "codegen_aae")

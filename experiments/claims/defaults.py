@@ -119,7 +119,7 @@ def overview_sheets(ckpts: dict[str, Path], out: Path, prefix: str) -> list[Path
 
     models = {name: aegen.load(ckpt).eval() for name, ckpt in ckpts.items()}
     encoders = {name: m for name, m in models.items() if m.has_encoder and learns_reconstruction(name)}
-    paths = [reconstruction_sheet({n: ckpts[n] for n in encoders}, out / f"{prefix}-reconstructions.png")]
+    paths = [reconstruction_sheet(encoders, out / f"{prefix}-reconstructions.png")]
     dm = aegen.get_data("digits")()
     dm.setup("test")
     x, y = dm.tensors("test", 32)

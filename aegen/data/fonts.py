@@ -191,10 +191,11 @@ class Fonts(AEDataModule):
         self,
         subset: SubsetSpec | None = None,
         bias: list[str] | None = None,
-        num_items: int = 20000,
+        num_items: int = 12000,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         disk_cache: bool = True,
+        batch_size: int = 16,
         **kwargs,
     ) -> None:
         """
@@ -212,8 +213,12 @@ class Fonts(AEDataModule):
             val_fraction: share of the items for validation.
             test_fraction: share of the items for testing.
             disk_cache: keep rendered splits under ``<root>/cache/fonts/`` for the next run.
+            batch_size: batch size per device (images, or groups for the group models deae and gsl).
+
+        The default item count and batch make ``aegen fit --model deae --data fonts`` train 6,000
+        minibatches in 10 epochs, about 5 minutes on a 2-core CPU.
         """
-        super().__init__(**kwargs)
+        super().__init__(batch_size=batch_size, **kwargs)
         if self.image_size < 16:
             raise ValueError(f"fonts needs --data.image_size of at least 16 (32, 64 or 128 are usual), got {self.image_size}")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):

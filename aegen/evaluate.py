@@ -17,7 +17,8 @@ cluster        ``cluster_error_hungarian``/``_majority``/``_aae``, ``nmi``, ``ar
                ``probe_acc`` on the test split (``aegen.metrics.clustering``)
 disentangle    ``mig``, ``dci_disentanglement``/``_completeness``/``_informativeness``,
                ``factorvae_score``, ``sap`` (datasets with factors)
-edit           ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc`` (+ per factor), ``recon_acc_keep``:
+edit           ``edit_acc_target``, ``edit_acc_keep``, ``edit_acc`` (+ per factor), ``recon_acc_keep``
+               (+ ``recon_acc/<factor>``), ``real_acc_keep``:
                per-factor judges read edited test images (datasets with factors;
                ``aegen.metrics.controllability``)
 recon          ``recon_mse``, ``psnr``, ``ssim`` on the test split; ``recon_judge_acc`` on labelled data

@@ -262,9 +262,11 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypa
     judges = ctl.factor_judges(dm, max_steps=30)
     assert set(judges) == set(dm.factor_names) and all("path" not in j.meta for j in judges.values())  # cached
     scores = ctl.edit_scores(model, dm, judges=judges)
-    assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter"} <= set(scores)
+    assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter", "real_acc_keep",
+            "recon_acc/letter"} <= set(scores)
     assert all(0 <= v <= 1 for v in scores.values())
     assert scores["edit_acc"] <= min(scores["edit_acc_target"], scores["edit_acc_keep"]) + 1e-9
+    assert scores["recon_acc_keep"] <= min(v for k, v in scores.items() if k.startswith("recon_acc/")) + 1e-9
     assert scores == {k: metrics[k] for k in scores}  # the same judges and seed as evaluate's
     ae = aegen.get_model("ae")(img_shape=(3, 16, 16), latent_dim=8, width=8).eval()
     blocks = ctl.factor_blocks(ae, dm)

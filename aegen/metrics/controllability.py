@@ -20,7 +20,9 @@
   ``edit_acc_target``; ``edit_acc`` rewards only edits that do what was asked). All averaged over
   factors, with per-factor entries ``edit_acc_target/<factor>``, ``edit_acc_keep/<factor>`` and
   ``edit_acc/<factor>``, and ``recon_acc_keep`` (the same "every factor read right" on plain
-  reconstructions: the ceiling of ``edit_acc_keep``).
+  reconstructions: the ceiling of ``edit_acc_keep``), with ``recon_acc/<factor>`` (each judge alone on
+  the reconstructions) and ``real_acc_keep`` (every factor read right on the real test images: the
+  judges' own ceiling).
 """
 
 from __future__ import annotations
@@ -166,7 +168,8 @@ def edit_scores(
     judges: dict[str, JudgeNet] | None = None,
     blocks: dict[str, list[int]] | None = None,
 ) -> dict[str, float]:
-    """``edit_acc_target``, ``edit_acc_keep``, their per-factor entries and ``recon_acc_keep`` on the test split."""
+    """``edit_acc_target``, ``edit_acc_keep``, their per-factor entries, ``recon_acc_keep``, ``recon_acc/<factor>``
+    and ``real_acc_keep`` on the test split."""
     names = list(datamodule.factor_names or [])
     blocks = factor_blocks(model, datamodule) if blocks is None else blocks
     judges = factor_judges(datamodule) if judges is None else judges
@@ -177,7 +180,11 @@ def edit_scores(
     def reads(decoded: Tensor) -> Tensor:  # (N, K) judge readings
         return torch.stack([judges[name].predict(decoded) for name in names], dim=1)
 
-    out: dict[str, float] = {"recon_acc_keep": (reads(decode_all(model, codes)) == factors).all(1).float().mean().item()}
+    recon_right = reads(decode_all(model, codes)) == factors
+    out: dict[str, float] = {"recon_acc_keep": recon_right.all(1).float().mean().item(),
+                             "real_acc_keep": (reads(images) == factors).all(1).float().mean().item(),
+                             **{f"recon_acc/{name}": recon_right[:, k].float().mean().item()
+                                for k, name in enumerate(names)}}
     targets, keeps, boths = [], [], []
     for k, name in enumerate(names):
         if name not in blocks:

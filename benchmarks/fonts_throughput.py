@@ -1,6 +1,6 @@
 """Fonts: items per second for a cold render, a disk-cache load, a memory-cache load, and batches served.
 
-For each image size, builds the default fonts splits (``num_items`` items from the full grid)
+For each image size, builds fonts splits (``--num-items`` items from the full grid; default 20,000)
 three times in a fresh data root: (1) cold, with every glyph and font cache cleared, so it draws
 all glyph masks with FreeType and composites every image; (2) from the disk cache written by (1),
 with the in-process cache cleared; (3) from the in-process cache. Then times epochs of

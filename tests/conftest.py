@@ -94,8 +94,9 @@ def fit_cli(capsys, *args: str) -> Path:
 def digits_judge(tmp_path_factory) -> Path:
     """A digits judge (aegen.metrics.judge) trained once per test run, briefly; returns its .pt file.
 
-    Its cache key ignores the data root, so copying its folder to ``$AEGEN_DATA/judges`` makes
-    evaluations of default-configured digits use it instead of training their own.
+    It is a stand-in: trained for 4 epochs but saved under the default judge's key (its ``.json`` keeps
+    its own key), and the key ignores the data root, so copying its folder to ``$AEGEN_DATA/judges``
+    makes evaluations of default-configured digits use it instead of training their own.
     """
     from aegen.data.digits import Digits
     from aegen.metrics.judge import judge_path, save_judge, train_judge

@@ -259,7 +259,7 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypa
     assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "mig", "dci_disentanglement"} <= set(metrics)
     assert len(list(judges_dir.glob("fonts.*.pt"))) == len(list(judges_dir.glob("fonts.*.json"))) == 5
     dm = fonts()
-    judges = ctl.factor_judges(dm, max_steps=30)
+    judges = ctl.factor_judges(dm)
     assert set(judges) == set(dm.factor_names) and all("path" not in j.meta for j in judges.values())  # cached
     scores = ctl.edit_scores(model, dm, judges=judges)
     assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter", "real_acc_keep",

@@ -238,7 +238,7 @@ def test_judges_train_whatever_the_callers_grad_mode(tmp_path, one_thread):
         in_no_grad = get_judge(dm, max_steps=3)
         judges = ctl.factor_judges(dm, ["font"], max_steps=3)
         assert not torch.is_grad_enabled()
-    assert in_no_grad.meta["path"] == str(judge_path(dm)) and "path" in judges["font"].meta  # trained, not loaded
+    assert in_no_grad.meta["path"] == str(judge_path(dm, max_steps=3)) and "path" in judges["font"].meta  # trained, not loaded
     assert len(_cached_judges(judge_path(dm).parent)) == 2
 
     reference = train_judge(Fonts(**settings), max_steps=3).state_dict()
@@ -247,7 +247,7 @@ def test_judges_train_whatever_the_callers_grad_mode(tmp_path, one_thread):
     for net in (in_inference, in_no_grad):
         assert not net.training and net.meta["train"]["steps"] == 3
         assert all(torch.equal(v, reference[k]) for k, v in net.state_dict().items())
-    again = ctl.factor_judges(dm, ["font"])
+    again = ctl.factor_judges(dm, ["font"], max_steps=3)
     assert "path" not in again["font"].meta  # loaded from the cache
     assert torch.equal(again["font"].head.weight, judges["font"].head.weight)
 
@@ -303,9 +303,28 @@ def test_concurrent_evaluations_train_one_judge_and_both_get_it(tmp_path):
             for out, _ in results]
     assert all(lines[0] == "missed the cache" for lines in said)  # both missed the cache ...
     assert sorted(lines[-1] for lines in said) == ["loaded", "trained"]  # ... and only one trained
-    path = judge_path(Fonts(image_size=16, num_items=48, root=str(root), subset={"letter": 3, "font": 2}))
+    path = judge_path(Fonts(image_size=16, num_items=48, root=str(root), subset={"letter": 3, "font": 2}), max_steps=5)
     assert _cached_judges(path.parent) == [path.stem]
     assert load_judge(path).meta["train"]["steps"] == 5
+
+
+def test_a_judge_trained_otherwise_or_by_an_older_aegen_is_not_read_as_the_default(tmp_path, monkeypatch, one_thread):
+    from aegen.data.fonts import Fonts
+    from aegen.metrics import judge as J
+
+    dm = Fonts(image_size=16, num_items=48, root=str(tmp_path), subset={"letter": 3, "font": 2})
+    short = J.get_judge(dm, max_steps=2)
+    assert short.meta["train"]["steps"] == 2 and short.meta["key"] == J.judge_path(dm, max_steps=2).stem
+    assert J.judge_path(dm, max_steps=2) != J.judge_path(dm) and not J.judge_path(dm).exists()
+    assert J.judge_path(dm, **J.JUDGE_TRAINING) == J.judge_path(dm)  # the defaults spelt out: the same judge
+    default = J.get_judge(dm)  # trained anew, not the 2-step one
+    assert "path" in default.meta and default.meta["train"]["steps"] > 2
+    assert default.meta["train"]["max_steps"] == J.JUDGE_TRAINING["max_steps"] and default.meta["judge_version"] == J.JUDGE_VERSION
+    assert "path" not in J.get_judge(dm).meta  # now cached
+    monkeypatch.setattr(J, "JUDGE_VERSION", J.JUDGE_VERSION + 1)
+    assert not J.judge_path(dm).exists()  # a judge format change retrains
+    with pytest.raises(AegenError, match="unknown judge training option.*steps.*known: epochs, max_steps"):
+        J.get_judge(dm, steps=3)
 
 
 def test_judge_cache_key_ignores_loader_settings_but_not_data_settings(tmp_path):

@@ -3,9 +3,12 @@
 Inception weights are often unavailable (no internet) and Inception features of 32x32 digits say
 little. A judge is a small CNN trained once, deterministically, on a dataset's training split to
 predict its class (``datamodule.class_labels``: the digit, the fonts letter, ...). It is cached as
-``<data root>/judges/<dataset key>.pt`` (a plain state dict, read with ``weights_only=True``) plus
-``<dataset key>.json`` (architecture, training settings, validation and test accuracy). Both are
-written atomically (``aegen.io``), and ``get_judge`` holds ``<dataset key>.lock`` (an ``fcntl.flock``,
+``<data root>/judges/<judge key>.pt`` (a plain state dict, read with ``weights_only=True``) plus
+``<judge key>.json`` (architecture, training settings, validation and test accuracy). The judge key
+names the dataset as configured and hashes the judge's training settings with ``JUDGE_VERSION``, so
+a judge trained with other settings (a short test judge, say) or by an older aegen is never read in
+place of the default one. Both files are written atomically (``aegen.io``), and ``get_judge`` holds
+``<judge key>.lock`` (an ``fcntl.flock``,
 where the platform has one) while it checks the cache, trains and saves, so concurrent evaluations
 that miss the cache train the judge once and never read a half-written one. Training always runs
 with gradients enabled, whatever the caller's grad mode (``torch.no_grad``, ``torch.inference_mode``).
@@ -47,6 +50,10 @@ from aegen.metrics.splits import labelled_batches, split_size
 FEATURE_EXTRACTOR = "aegen-judge"
 #: datamodule settings that do not change the images or labels (left out of a judge's cache key)
 LOADER_SETTINGS = ("root", "batch_size", "num_workers", "pin_memory", "device_cache", "groups")
+#: how a judge is trained unless the caller says otherwise (``train_judge``'s keyword arguments)
+JUDGE_TRAINING = {"epochs": 20, "max_steps": 3000, "batch_size": 64, "lr": 1e-3, "width": 16, "seed": 0}
+#: bumped whenever JudgeNet or its training changes, so judges cached by an older aegen are retrained
+JUDGE_VERSION = 2
 
 
 class JudgeNet(nn.Module):
@@ -90,9 +97,24 @@ def dataset_key(datamodule) -> str:
     return f"{datamodule.registry_name}-{datamodule.image_size}px-{digest}"
 
 
-def judge_path(datamodule) -> Path:
-    """Where the judge of this dataset is cached: ``<root>/judges/<dataset key>.pt``."""
-    return Path(datamodule.root) / "judges" / f"{dataset_key(datamodule)}.pt"
+def training_settings(**train_options: Any) -> dict[str, Any]:
+    """``JUDGE_TRAINING`` with the caller's changes; an unknown option is an error."""
+    unknown = sorted(set(train_options) - set(JUDGE_TRAINING))
+    if unknown:
+        raise AegenError(f"unknown judge training option(s) {', '.join(unknown)}; known: {', '.join(JUDGE_TRAINING)}")
+    return {**JUDGE_TRAINING, **train_options}
+
+
+def judge_key(datamodule, **train_options: Any) -> str:
+    """The dataset key plus a hash of the judge's training settings and ``JUDGE_VERSION``."""
+    settings = {"version": JUDGE_VERSION, **training_settings(**train_options)}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{dataset_key(datamodule)}-j{digest}"
+
+
+def judge_path(datamodule, **train_options: Any) -> Path:
+    """Where the judge of this dataset, trained with these settings, is cached: ``<root>/judges/<judge key>.pt``."""
+    return Path(datamodule.root) / "judges" / f"{judge_key(datamodule, **train_options)}.pt"
 
 
 def _class_labels(datamodule, labels: Tensor) -> Tensor:
@@ -112,18 +134,12 @@ def judge_accuracy(net: JudgeNet, datamodule, split: str) -> float:
     return right / max(total, 1)
 
 
-def train_judge(
-    datamodule,
-    epochs: int = 20,
-    max_steps: int = 3000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    width: int = 16,
-    seed: int = 0,
-) -> JudgeNet:
+def train_judge(datamodule, **train_options: Any) -> JudgeNet:
     """Train a judge on the training split, on the CPU, deterministically (fixed seed, fixed order).
 
-    ``epochs`` passes over the data, at most ``max_steps`` Adam steps. The returned network carries
+    Options (``JUDGE_TRAINING`` gives the defaults): ``epochs`` passes over the data, at most
+    ``max_steps`` Adam steps of ``batch_size`` images at learning rate ``lr``; ``width`` of the first
+    conv layer; ``seed`` of the weights and the data order. The returned network carries
     ``meta`` with its settings and its validation and test accuracy. Gradients are enabled (and
     inference mode off) while it trains, whatever the caller's mode, so it may be called from code
     under ``torch.no_grad()`` or ``torch.inference_mode()``; the caller's mode is restored after.
@@ -132,8 +148,12 @@ def train_judge(
         raise AegenError(f"dataset {datamodule.registry_name!r} has no classes, so it has no judge")
     # callers often hold torch.no_grad() or torch.inference_mode() (metric code, validation hooks):
     # training needs gradients whatever the caller's mode
+    settings = training_settings(**train_options)
     with torch.inference_mode(False), torch.enable_grad():
-        return _train_judge(datamodule, epochs, max_steps, batch_size, lr, width, seed)
+        net = _train_judge(datamodule, **settings)
+    net.meta["key"] = judge_key(datamodule, **train_options)
+    net.meta["train"].update(settings)
+    return net
 
 
 def _train_judge(datamodule, epochs: int, max_steps: int, batch_size: int, lr: float, width: int,
@@ -166,14 +186,14 @@ def _train_judge(datamodule, epochs: int, max_steps: int, batch_size: int, lr: f
         net.feature_std.copy_(hidden.std(0).clamp_min(1e-6))
     net.meta = {
         "dataset": datamodule.registry_name,
-        "key": dataset_key(datamodule),
         "channels": datamodule.channels,
         "image_size": datamodule.image_size,
         "num_classes": datamodule.num_classes,
         "width": width,
-        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "device": "cpu"},
+        "train": {"steps": steps, "device": "cpu"},
         "val_accuracy": judge_accuracy(net, datamodule, "val"),
         "test_accuracy": judge_accuracy(net, datamodule, "test"),
+        "judge_version": JUDGE_VERSION,
         "aegen_version": __version__,
     }
     return net
@@ -237,9 +257,10 @@ def get_judge(datamodule, train_if_missing: bool = True, **train_options: Any) -
     """The dataset's judge: loaded from its cache, else trained (deterministically) and cached.
 
     Safe to call from concurrent processes: the first to miss the cache trains and saves under the
-    judge's lock, the others wait for it and load what it saved.
+    judge's lock, the others wait for it and load what it saved. ``train_options`` (see
+    ``train_judge``) choose the judge: one trained with other settings is cached under another key.
     """
-    path = judge_path(datamodule)
+    path = judge_path(datamodule, **train_options)
     if _is_cached(path):
         return load_judge(path)
     if not train_if_missing:

@@ -15,8 +15,8 @@ from claims.deae_common import FEW_FONTS, STYLE, SUBSET, accuracy, fonts, load, 
 PAPER = "DEAE, Generative autoencoder: controllable synthesis with disentangled exploration"
 QUICK_DATA = {"image_size": 32, "batch_size": 16}
 QUICK_NETS = {"width": 8, "lr": 1e-3}
-#: deae's and gsl's image distance in deae-debias, deae-augmentation and fonts-disentanglement: the paper's L1
-#: (their default, which deae-controllability uses, is squared error)
+#: deae's image distance in deae-debias and deae-augmentation: the paper's L1 (the default, which
+#: deae-controllability and fonts-disentanglement use, is squared error)
 L1 = {"pixel_loss": "l1"}
 PAPER_DATA = {"image_size": 128, "num_items": 20000}  # batch 4 and the rest from the preset
 STEPS = {"quick": 1500, "paper": 1_000_000}

@@ -208,7 +208,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Generati
     if not isinstance(hparams, dict):
         raise AegenError(f"{path} is not an aegen checkpoint (its hyper_parameters are not a mapping)")
     try:
-        model = cls(**init_args(hparams))
+        model = cls(**{**cls.added_options, **init_args(hparams)})
         if "sampler" in checkpoint["aegen"]:  # the sampler it was saved with, e.g. one fitted by `aegen prior`
             model.use_sampler(checkpoint["aegen"]["sampler"])
     except (TypeError, ValueError, KeyError, AegenError) as err:

@@ -208,6 +208,26 @@ def test_a_checkpoint_with_the_old_preset_option_fails_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_an_infogan_checkpoint_from_before_trunk_norm_loads_with_its_normalised_trunk(tmp_path):
+    import pytorch_lightning as pl
+
+    from tests.test_models import TinyBatch
+
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    model = aegen.get_model("infogan")(**TINY, trunk_norm=True)
+    trainer.fit(model, TinyBatch(batch_size=8))
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    old = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    del old["hyper_parameters"]["trunk_norm"]  # saved by aegen <= 0.3.0, which always normalised it
+    torch.save(old, tmp_path / "old.ckpt")
+    loaded = aegen.load(tmp_path / "old.ckpt")
+    assert isinstance(loaded.trunk[1], torch.nn.BatchNorm1d)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded.encode(x), model.eval().encode(x))
+    assert isinstance(aegen.get_model("infogan")(**TINY).trunk[1], torch.nn.Identity)  # the default now
+
+
 def test_latentgan_traversal_rows_are_categories_and_columns_sweep_a_continuous_code():
     model = aegen.get_model("latentgan")(**TINY, num_categories=4).eval()
     sheet = model.traversal(steps=5, generator=torch.Generator().manual_seed(0))

@@ -47,6 +47,9 @@ class GenerativeAE(PhasedOptimisation):
     #: whether the model maps images to codes; models without an encoder (image GANs) set this to False:
     #: ``encode``/``reconstruct`` then raise an AegenError and the tools work over generator inputs instead
     has_encoder: ClassVar[bool] = True
+    #: options added after a release whose new default changes the weights, with the value that rebuilds
+    #: checkpoints written before them (whose saved hyperparameters lack the option); ``aegen.load`` uses it
+    added_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,

@@ -11,7 +11,10 @@ is maximised by both players, as in the reference code. Each minibatch runs, in 
 The paper's MNIST setting: Cat(10), 2 continuous codes, 62-d noise, lambda 1, Adam lr 2e-4 for D
 and 1e-3 for G, beta1 0.5, batch 128. The networks are aegen.nets' DCGAN-style conv nets (the
 paper's are for 28x28: FC 1024 + two up-convs); D's trunk ends in a 1024-unit layer and Q has a
-128-unit hidden layer, as in the paper.
+128-unit hidden layer, as in the paper. The reference code batch-normalises that 1024-unit layer
+(``trunk_norm``); aegen's default does not: D sees real and generated images in separate batches, so
+the normalisation right before D's output gives both batches nearly the same mean logit, and at the
+default budget G learns only noise textures with it (docs/methods/infogan.md has the numbers).
 
 InfoGAN has no encoder, so the autoencoder API is built from Q: ``encode(x)`` returns the inferred
 generator input, (zeros for z, softmax(Q_c(x)), Q_u(x)), and ``decode`` is G, so ``reconstruct``
@@ -41,6 +44,8 @@ class InfoGAN(InfoCodes, GenerativeAE):
     samples_from_code_gaussian = False
     #: encode/decode are Q and G, not trained to reconstruct: reconstruct() regenerates from inferred codes
     learns_reconstruction: ClassVar[bool] = False
+    #: checkpoints of aegen <= 0.3.0 were trained with D's 1024-unit layer batch-normalised
+    added_options: ClassVar[dict] = {"trunk_norm": True}
 
     def __init__(
         self,
@@ -56,6 +61,7 @@ class InfoGAN(InfoCodes, GenerativeAE):
         gen_lr: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
         width: int = 64,
+        trunk_norm: bool = False,
         **kwargs,
     ) -> None:
         """
@@ -72,6 +78,7 @@ class InfoGAN(InfoCodes, GenerativeAE):
             gen_lr: Adam learning rate of G (paper: 1e-3).
             betas: Adam betas (paper: beta1 0.5).
             width: channels of the first conv layer of D (and the last of G); they double per stage.
+            trunk_norm: batch-normalise D's 1024-unit layer, as the reference code does (paper preset).
         """
         super().__init__(latent_dim=latent_dim, lr=lr, betas=betas, width=width, **kwargs)
         if num_categories < 2 or num_continuous < 0:
@@ -83,7 +90,7 @@ class InfoGAN(InfoCodes, GenerativeAE):
         self.code_dim = latent_dim + num_categories + num_continuous
         self.generator = ConvDecoder(self.img_shape, self.code_dim, width=width)
         self.trunk = nn.Sequential(ConvEncoder(self.img_shape, disc_hidden, width=width),
-                                   nn.BatchNorm1d(disc_hidden), nn.LeakyReLU(0.2))
+                                   nn.BatchNorm1d(disc_hidden) if trunk_norm else nn.Identity(), nn.LeakyReLU(0.2))
         self.d_head = nn.Linear(disc_hidden, 1)
         self.q_head = nn.Sequential(nn.Linear(disc_hidden, q_hidden), nn.BatchNorm1d(q_hidden), nn.LeakyReLU(0.2),
                                     nn.Linear(q_hidden, num_categories + num_continuous))

@@ -1,5 +1,6 @@
-"""GAIA's training step (D once on x and once on [G(x), G(z_i)]) gives both nets the gradients of the
-five-pass computation: D's losses on G's images as fixed inputs, G's losses through a frozen copy of D."""
+"""GAIA's training step (one pass of D on [x, G(x), G(z_i)], one backward pass) gives both nets the gradients
+of the five-pass computation: D's losses on G's images as fixed inputs, G's losses through a frozen copy of D;
+so does its two-backward form (a D loss with no gradient on a term, float16)."""
 
 import pytest
 import torch
@@ -85,11 +86,20 @@ def step_gradients(model, tmp_path) -> dict[str, dict]:
     {"detach_balance": True, "lr_balancing": False, "alpha": 0.0},
     {"grad_clip": 1e-3},
     {"arch": "munit", "style_dim": 2, "n_res": 1, "alpha": 0.1, "structure_code": "content"},
-], ids=["default", "detached-no-structure", "grad-clip", "munit"])
-def test_one_discriminator_pass_gives_the_five_pass_gradients(options, tmp_path):
+    {"two_pass": True},
+    {"two_pass": True, "arch": "munit", "style_dim": 2, "n_res": 1, "alpha": 0.1},
+], ids=["default", "detached-no-structure", "grad-clip", "munit", "two-pass", "two-pass-munit"])
+def test_one_discriminator_pass_gives_the_five_pass_gradients(options, tmp_path, monkeypatch):
     torch.manual_seed(0)
+    two_pass = options.pop("two_pass", False)
     model = aegen.get_model("gaia")(**{**TINY, **options})
+    calls = []
+    original = type(model).two_pass_gradients
+    monkeypatch.setattr(type(model), "two_pass_gradients", lambda self, *args: calls.append(1) or original(self, *args))
+    if two_pass:  # the form float16 takes: a loss scale of 2, which both passes must undo
+        monkeypatch.setattr(type(model), "loss_scale", lambda self: 2.0)
     seen = step_gradients(model, tmp_path)
+    assert len(calls) == two_pass
     reference, wrong, step = seen["reference"], seen["wrong"], seen["step"]
     nets = {"G": ("encoder.", "decoder."), "D": ("discriminator.",)}
     if options.get("grad_clip"):

@@ -242,37 +242,54 @@ class GAIA(GenerativeAE):
         return interpolate_halves(z, a[0], a[1])
 
     def adversarial_phase(self, x: Tensor) -> dict[str, Tensor]:
-        """G and D stepped together from one forward pass of each net, as in the reference code.
+        """G and D stepped together from one forward and one backward pass of each net, as in the reference code.
 
-        D runs once on x and once on [G(x), G(z_i)]. G's images and L_dist enter the losses as leaves:
-        D's loss reaches D's parameters only (G's images are its fixed inputs), and G's loss is
-        back-propagated through D (D fixed) to the leaves; one backward pass then carries each net's
-        gradients into its parameters.
+        D runs once, on [x, G(x), G(z_i)]. Both losses are functions of the scalar terms r, f_real, f_samp and
+        L_dist, so each loss's gradient is the terms' gradients weighted by the loss's partial derivatives: a for
+        D's loss, b for G's. One backward pass of a_r r + a_real f_real + a_samp f_samp + b_dist L_dist gives D's
+        parameters D's loss gradient; the gradient reaching G(x) and G(z_i) is multiplied there by b / a of
+        their term, so G gets G's loss gradient (``two_pass_gradients`` when an a is 0 or under float16).
         """
         with self.phase("generator", "discriminator") as update:
             z = self.encode(x)
-            outputs = (self.decode(z), self.decode(self.interpolation_codes(z)), self.structure_term(x, z))
-            leaves = [t.detach().requires_grad_() for t in outputs]
-            x_recon, x_interp, dist = leaves  # G(x), G(z_i), L_dist
-            d_recon, d_interp = self.discriminator(torch.cat([x_recon, x_interp])).split([len(x_recon), len(x_interp)])
-            r, f_real, f_samp = l1(x, self.discriminator(x)), l1(x, d_recon), l1(x_interp, d_interp)
+            x_recon, x_interp = self.decode(z), self.decode(self.interpolation_codes(z))
+            dist = self.structure_term(x, z)  # L_dist
+            d_x, d_recon, d_interp = self.discriminator(torch.cat([x, x_recon, x_interp])).split(
+                [len(x), len(x_recon), len(x_interp)])
+            terms = (l1(x, d_x), l1(x, d_recon), l1(x_interp, d_interp), dist)  # r, f_real, f_samp, L_dist
             hp = self.hparams
-            options = dict(slope=hp.slope, sigma=hp.sigma, max_fake=hp.max_fake, clip=hp.clip, detach=hp.detach_balance)
-            losses = balanced_losses(r, f_real, f_samp, dist, alpha=self.alpha, **options)
-            d_params = list(self.discriminator.parameters())
-            # under float16 mixed precision both passes run on the scaled losses, like Lightning's backward
-            scale = self.loss_scale()
-            g_grads = torch.autograd.grad(losses["loss_g"] * scale, leaves, retain_graph=True)
-            d_grads = torch.autograd.grad(losses["loss_d"] * scale, d_params, materialize_grads=True)
+            values = [t.detach().requires_grad_() for t in terms]
+            losses = balanced_losses(*values, alpha=self.alpha, slope=hp.slope, sigma=hp.sigma,
+                                     max_fake=hp.max_fake, clip=hp.clip, detach=hp.detach_balance)
+            a = torch.autograd.grad(losses["loss_d"], values, materialize_grads=True)
+            b = torch.autograd.grad(losses["loss_g"], values, materialize_grads=True)
+            d_loss = a[0] * terms[0] + a[1] * terms[1] + a[2] * terms[2]  # D's loss, to first order
+            a_real, a_samp, d_share = torch.stack([a[1], a[2], losses["d_share"]]).tolist()  # one device read
+            if a_real and a_samp and self.loss_scale() == 1.0:
+                x_recon.register_hook(lambda grad: grad * (b[1] / a[1]))
+                x_interp.register_hook(lambda grad: grad * (b[2] / a[2]))
+                loss = d_loss + b[3] * dist
+            else:
+                loss = self.two_pass_gradients(d_loss, b[1] * terms[1] + b[2] * terms[2], (x_recon, x_interp)) \
+                    + b[3] * dist
             if hp.lr_balancing:
-                d_share = losses["d_share"].item()
                 self._set_lr("discriminator", d_share * hp.lr)
                 self._set_lr("generator", (1 - d_share) * hp.lr)
-            # a loss whose gradient is G's loss through G's outputs and D's loss on D's parameters
-            update(self.gradient_loss(zip([*outputs, *d_params], [*g_grads, *d_grads]), scale))
-        logged = {"loss_d": losses["loss_d"], "loss_g": losses["loss_g"], "r": r, "f_real": f_real, "f_samp": f_samp,
-                  "dist": dist, "p_fake": losses["p_fake"], "g_share": losses["g"], "d_share": losses["d_share"]}
+            update(loss)
+        logged = {"loss_d": losses["loss_d"], "loss_g": losses["loss_g"], "r": terms[0], "f_real": terms[1],
+                  "f_samp": terms[2], "dist": dist, "p_fake": losses["p_fake"], "g_share": losses["g"],
+                  "d_share": losses["d_share"]}
         return {name: value.detach() for name, value in logged.items()}
+
+    def two_pass_gradients(self, d_loss: Tensor, g_loss: Tensor, images: tuple[Tensor, Tensor]) -> Tensor:
+        """A loss whose gradient is ``d_loss``'s on D's parameters and ``g_loss``'s through D (D fixed) on G's
+        ``images``, from two backward passes through D: the form for a D loss with no gradient on a term, and for
+        float16, whose small gradients the single pass's rescaling could flush to zero."""
+        scale = self.loss_scale()  # both passes run on the scaled losses, like Lightning's backward
+        d_params = list(self.discriminator.parameters())
+        g_grads = torch.autograd.grad(g_loss * scale, images, retain_graph=True)
+        d_grads = torch.autograd.grad(d_loss * scale, d_params, retain_graph=True, materialize_grads=True)
+        return self.gradient_loss(zip([*images, *d_params], [*g_grads, *d_grads]), scale)
 
     def _set_lr(self, name: str, lr: float) -> None:
         for group in self.optimizer(name).param_groups:

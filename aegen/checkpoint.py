@@ -224,6 +224,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Generati
             detail = lines[-1] if lines else type(err).__name__
         raise AegenError(f"{path}: model {name} with the checkpoint's hyperparameters does not fit its weights: "
                          f"{detail}; {_origin(checkpoint)}") from None
+    model.use_memory_format()  # as Lightning's load_from_checkpoint does (through configure_model)
     return model.to(map_location).eval()
 
 

@@ -1,5 +1,6 @@
 """Hand-written PyTorch training steps for ``throughput.py``: each does the forward/backward/optimiser work of
-one aegen training step on the model's own nets, without Lightning. ``loop(model)`` returns ``step(x)``."""
+one aegen training step on the model's own nets, without Lightning. ``loop(model)`` returns ``step(x)``; the
+caller puts the model and the batches in the model's memory format, as aegen's Trainer does."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from torch.func import functional_call
 
 from aegen.losses import adversarial_loss, discriminator_loss, gaussian_kl
 from aegen.models.gaia import balanced_losses, interpolate_halves, l1
+from aegen.models.optim import adam
 
 
 def _adam(model, params, **overrides):
-    """Adam as aegen builds it on the CPU (multi-tensor kernels)."""
-    settings = {"lr": model.hparams.lr, "betas": tuple(model.hparams.betas), "foreach": True, **overrides}
-    return torch.optim.Adam(list(params), **settings)
+    """Adam as aegen builds it (``aegen.models.optim.adam``: torch's fused kernel where it has one)."""
+    return adam(params, lr=model.hparams.lr, betas=tuple(model.hparams.betas), **overrides)
 
 
 def _update(opt, loss):
@@ -119,7 +120,30 @@ def _gaia_setup(model):
 
 
 def gaia_loop(model):
-    """GAIA's step: D once on x and once on [G(x), G(z_i)]; G's loss reaches G through leaves at G's outputs."""
+    """GAIA's step: D once on [x, G(x), G(z_i)], one backward pass of the losses' terms weighted by D's loss's
+    partial derivatives a, with the gradient at G's images rescaled by b / a (G's loss's over D's)."""
+    generate, options, balance_and_step = _gaia_setup(model)
+    disc = model.discriminator
+
+    def step(x):
+        x_recon, x_interp, dist = generate(x)
+        d_x, d_recon, d_interp = disc(torch.cat([x, x_recon, x_interp])).split(len(x))
+        terms = (l1(x, d_x), l1(x, d_recon), l1(x_interp, d_interp), dist)
+        values = [t.detach().requires_grad_() for t in terms]
+        losses = balanced_losses(*values, **options)
+        a = torch.autograd.grad(losses["loss_d"], values, materialize_grads=True)
+        b = torch.autograd.grad(losses["loss_g"], values, materialize_grads=True)
+        x_recon.register_hook(lambda grad: grad * (b[1] / a[1]))
+        x_interp.register_hook(lambda grad: grad * (b[2] / a[2]))
+        loss = a[0] * terms[0] + a[1] * terms[1] + a[2] * terms[2] + b[3] * dist
+        balance_and_step(torch.stack([a[1], a[2], losses["d_share"]]).tolist()[2], loss)
+
+    return step
+
+
+def gaia_two_backward_loop(model):
+    """GAIA's step with D once on x and once on [G(x), G(z_i)] (detached), G's loss back-propagated to the
+    images and D's loss to D's parameters in two backward passes (the step before ``gaia_loop``)."""
     generate, options, balance_and_step = _gaia_setup(model)
     disc = model.discriminator
 
@@ -203,4 +227,4 @@ def latentgan_loop(model):
 HAND_WRITTEN = {"ae": ae_loop, "vae": vae_loop, "aae": aae_loop, "acai": acai_loop, "gaia": gaia_loop,
                 "latentgan": latentgan_loop}
 #: models whose step is also timed in an earlier form, in the same run: name -> (label, loop)
-REFERENCE = {"gaia": ("five-pass D", gaia_five_pass_loop)}
+REFERENCE = {"gaia": [("five-pass D", gaia_five_pass_loop), ("two backward", gaia_two_backward_loop)]}

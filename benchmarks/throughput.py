@@ -4,8 +4,9 @@ For each model, times training steps per second (a) through ``aegen fit``'s Trai
 (LightningCLI-built Trainer with its default callbacks, CSV logger and rich progress bar) on the
 embedded digits, and (b) in a plain PyTorch loop that does the same forward/backward/optimiser
 work on the same in-memory batches (``_loops.py``). Prints the ratio (a)/(b); the goal is >= 0.95 on CPU.
-For models with an earlier form of their step (``_loops.REFERENCE``: GAIA's five passes of D), also
-times that form's hand-written loop in the same runs and prints the ratio of steps/s, step / earlier step.
+For models with earlier forms of their step (``_loops.REFERENCE``: GAIA's five passes of D, and its later
+two backward passes), also times those forms' hand-written loops in the same runs and prints the ratio of
+steps/s, step / earlier step. Every hand loop runs in the model's memory format (channels-last by default).
 
     python benchmarks/throughput.py [--models ae,vae,aae,acai,gaia,latentgan] [--steps 200] [--repeats 3]
 """
@@ -69,11 +70,12 @@ def time_hand_loop(name: str, steps: int, warmup: int, loop: Callable | None = N
     pl.seed_everything(0, verbose=False)
     model = get_model(name)(img_shape=(1, 32, 32), num_classes=10)
     model = copy.deepcopy(model).train()
+    model.use_memory_format()  # as aegen's Trainer does (configure_model), and its batches below
     datamodule: AEDataModule = get_data("digits")()
     loader = datamodule.train_dataloader()
     batches = []
     while len(batches) < steps + warmup:
-        batches.extend(x for x, _ in loader)
+        batches.extend(model._images(x) for x, _ in loader)
     step = (loop or HAND_WRITTEN[name])(model)
     for x in batches[:warmup]:
         step(x)
@@ -97,15 +99,15 @@ def main() -> None:
     rows, references = [], []
     with tempfile.TemporaryDirectory() as root:
         for name in names:
-            lightning, hand, reference = 0.0, 0.0, 0.0
+            lightning, hand, earlier = 0.0, 0.0, [0.0 for _ in REFERENCE.get(name, [])]
             for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every side
                 lightning = max(lightning, time_trainer(name, args.steps, args.warmup, root))
                 hand = max(hand, time_hand_loop(name, args.steps, args.warmup))
-                if name in REFERENCE:
-                    reference = max(reference, time_hand_loop(name, args.steps, args.warmup, REFERENCE[name][1]))
+                for i, (_, loop) in enumerate(REFERENCE.get(name, [])):
+                    earlier[i] = max(earlier[i], time_hand_loop(name, args.steps, args.warmup, loop))
             rows.append((name, lightning, hand, lightning / hand))
-            if name in REFERENCE:
-                references.append((name, REFERENCE[name][0], hand, reference, hand / reference))
+            for (label, _), reference in zip(REFERENCE.get(name, []), earlier):
+                references.append((name, label, hand, reference, hand / reference))
     print(f"\n{'model':<10}{'aegen steps/s':>15}{'hand loop steps/s':>19}{'ratio':>8}")
     for name, lightning, hand, ratio in rows:
         print(f"{name:<10}{lightning:>15.2f}{hand:>19.2f}{ratio:>8.3f}")

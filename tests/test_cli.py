@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+import aegen
 from aegen.cli import main
 from tests.conftest import FAST, fit_cli, run_aegen
 
@@ -15,6 +16,13 @@ TINY = ["--model.latent_dim", "4", "--model.width", "8", "--data.batch_size", "3
 @pytest.fixture
 def ae_checkpoint(capsys):
     return fit_cli(capsys, "--model", "ae", *TINY, "--trainer.max_epochs", "1")
+
+
+def test_aegen_load_puts_the_weights_in_the_memory_format_they_trained_in(ae_checkpoint):
+    loaded = aegen.load(ae_checkpoint)
+    assert loaded.hparams.channels_last  # the default
+    weights = [p for p in loaded.parameters() if p.dim() == 4 and p.shape[1] > 1]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
 
 
 def _error(capsys, argv):

@@ -42,7 +42,7 @@ def test_trains_through_the_cli(name, capsys, tmp_path):
 # which would leave its autoencoder a handful of minibatches; with one GAN update it runs 3 (autoencoder,
 # discriminator, generator), so 225 steps give its autoencoder 75 minibatches, as 150 give GAIA's (2 per minibatch)
 OVERFIT_OPTIONS = {"latentgan": {"gan_steps": 1}}
-OVERFIT_STEPS = {"latentgan": 225, "ali": 300,  # ali: 2 optimiser steps per minibatch
+OVERFIT_STEPS = {"latentgan": 225, "ali": 300, "age": 300,  # ali, age: 2 optimiser steps per minibatch
                  "infogan": 300}  # without batch norm in D's trunk Q reads its codes back later (150 steps: 0.27)
 
 

@@ -134,7 +134,8 @@ def test_16_mixed_clips_the_unscaled_gradients_on_cuda(tmp_path, monkeypatch):
 
 class TwoNets(PhasedOptimisation):
     """Two linear nets stepped by two optimisers from one backward pass, with lr 0: every step's gradients are
-    the batch sum of the inputs."""
+    the batch sum of the inputs. The optimisers are the multi-tensor Adam, which the scaler unscales before the
+    step (a fused Adam unscales inside its kernel, where the gradients cannot be seen)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,7 +145,7 @@ class TwoNets(PhasedOptimisation):
         self.grads: list[tuple[str, torch.Tensor]] = []
 
     def optimizer_groups(self) -> dict:
-        return {"a": self.a.parameters(), "b": self.b.parameters()}
+        return {"a": (self.a.parameters(), {"foreach": True}), "b": (self.b.parameters(), {"foreach": True})}
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         with self.phase("a", "b") as update:

@@ -1,19 +1,21 @@
 """The LightningModule every aegen method extends.
 
 Public API (all models): ``encode(x)``, ``decode(z)``, ``reconstruct(x)``, ``sample(n)`` and
-``interpolate(x1, x2, steps)``. Images are (B, C, H, W) tensors in [-1, 1].
+``interpolate(x1, x2, steps)``. Images are (B, C, H, W) tensors in [-1, 1]; ``reconstruct``, ``sample``,
+``interpolate`` and ``traversal`` return them contiguous (``decode`` in the model's memory format).
 
 A method defines its networks in ``__init__``, its optimisers in ``optimizer_groups`` and its
 training phases as named methods called, in the paper's order, from ``training_phases``. A phase
 steps its own optimiser through ``with self.phase(name) as update: ... update(loss)``, which
 toggles ``requires_grad`` so only that optimiser's parameters receive gradients.
 
-Every optimiser is Adam (fused kernel on CUDA, multi-tensor kernels elsewhere); ``grad_clip`` clips in
-``on_before_optimizer_step``, after mixed precision's gradient scaler has unscaled the gradients. The
-training losses are summed on the device every step (``train_means``: the epoch's means) and logged as
-``train/NAME`` only on the steps Lightning writes logs (every ``log_every_n_steps``). Options for speed:
-``compile`` (``torch.compile`` of the networks, in place) and ``channels_last`` (weights and image batches
-in channels-last memory format, faster convolutions on tensor-core GPUs).
+Every optimiser is Adam (torch's fused kernel where it has one: CUDA, and the CPU since torch 2.4;
+multi-tensor kernels elsewhere); ``grad_clip`` clips in ``on_before_optimizer_step``, after mixed precision's
+gradient scaler has unscaled the gradients. The training losses are summed on the device every step
+(``train_means``: the epoch's means) and logged as ``train/NAME`` only on the steps Lightning writes logs
+(every ``log_every_n_steps``). Options for speed: ``channels_last`` (on by default: weights and image batches
+in channels-last memory format, faster convolutions on CPUs and tensor-core GPUs) and ``compile``
+(``torch.compile`` of the networks, in place).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class GenerativeAE(PhasedOptimisation):
         width: int = 32,
         grad_clip: float | None = None,
         compile: bool = False,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         """
         Args:
@@ -74,7 +76,8 @@ class GenerativeAE(PhasedOptimisation):
             grad_clip: clip each optimiser's gradient norm to this value (None: no clipping).
             compile: ``torch.compile`` the networks (in place: checkpoints keep their keys) when a trainer
                 sets the model up; the first steps are slow while it compiles.
-            channels_last: keep conv weights and 4-d image batches in channels-last memory format.
+            channels_last: keep conv weights and 4-d image batches in channels-last memory format (the same
+                computation in another memory layout: faster convolutions; false: torch's default layout).
         """
         super().__init__()
         self.automatic_optimization = False
@@ -118,7 +121,7 @@ class GenerativeAE(PhasedOptimisation):
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """decode(encode(x))."""
-        return self.decode(self.encode(x))
+        return self.decode(self.encode(x)).contiguous()
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Codes (n, latent_dim) from the model's own prior; by default, from its ``sampler``.
@@ -139,10 +142,10 @@ class GenerativeAE(PhasedOptimisation):
         or (n,) indices) draws from the model's own prior with that categorical code instead, for
         models that have one (InfoGAN, LatentGAN, the clustering AAE; a sampler has none)."""
         if category is None:
-            return self.decode(self.generated_codes(n, generator))
+            return self.decode(self.generated_codes(n, generator)).contiguous()
         if "category" not in inspect.signature(self.prior_sample).parameters:
             raise ValueError(f"{type(self).__name__} has no categorical code for sample(category=...) to fix")
-        return self.decode(self.prior_sample(n, generator, category=category))
+        return self.decode(self.prior_sample(n, generator, category=category)).contiguous()
 
     def cluster_probs(self, x: Tensor) -> Tensor | None:
         """Cluster membership probabilities (B, K) from the model's own cluster head; None if it has none."""
@@ -160,7 +163,7 @@ class GenerativeAE(PhasedOptimisation):
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, spherical: bool = False) -> Tensor:
         """Decoded linear (or spherical) interpolations between the codes of x1 and x2: (B, steps, C, H, W)."""
         z = (slerp if spherical else lerp)(self.encode(x1), self.encode(x2), steps)
-        return self.decode(z.flatten(0, 1)).unflatten(0, (len(x1), steps))
+        return self.decode(z.flatten(0, 1)).contiguous().unflatten(0, (len(x1), steps))
 
     @torch.no_grad()
     def traversal(
@@ -182,7 +185,7 @@ class GenerativeAE(PhasedOptimisation):
         center = self.encode(x[:1].to(self.device))[0] if x is not None else prior.mean(0)
         codes = traverse_dims(center, prior.std(0), steps, 2.0 if span is None else span,
                               None if code is None else [code])
-        return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
+        return self.decode(codes.flatten(0, 1)).contiguous().unflatten(0, codes.shape[:2])
 
     # ----------------------------------------------------------------- noise
     @property
@@ -228,10 +231,15 @@ class GenerativeAE(PhasedOptimisation):
         return {f"train/{name}": mean for name, mean in self._losses.means().items()}
 
     def configure_model(self) -> None:
-        if self.hparams.channels_last:
-            self.to(memory_format=torch.channels_last)
+        self.use_memory_format()
         if self.hparams.compile and not self._compiled:
             self._compiled = bool(compile_nets(self))
+
+    def use_memory_format(self) -> None:
+        """Put the weights in the model's memory format (channels-last under ``channels_last``); Lightning's
+        ``load_from_checkpoint`` and ``aegen.load`` do it, so a loaded model computes as it trained."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def _images(self, x: Tensor) -> Tensor:
         """A batch's images in the model's memory format (channels-last under ``channels_last``)."""

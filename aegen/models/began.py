@@ -135,7 +135,7 @@ class BEGAN(GenerativeAE):
         """``n`` images G(z), z ~ U(-1, 1)."""
         if category is not None:
             raise AegenError("BEGAN has no categorical code: sample without category")
-        return self.generator(self.prior_sample(n, generator))
+        return self.generator(self.prior_sample(n, generator)).contiguous()
 
     @torch.no_grad()
     def traversal(self, x: Tensor | None = None, steps: int = 10, span: float | None = None, code: int | None = None,
@@ -144,7 +144,7 @@ class BEGAN(GenerativeAE):
         ``x`` is not used (G has no encoder)."""
         codes = traverse_dims(torch.zeros(self.latent_dim, device=self.device), torch.ones(self.latent_dim, device=self.device),
                               steps, 1.0 if span is None else span, None if code is None else [code])
-        return self.generator(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
+        return self.generator(codes.flatten(0, 1)).contiguous().unflatten(0, codes.shape[:2])
 
     def optimizer_groups(self):
         return {"discriminator": [*self.encoder.parameters(), *self.decoder.parameters()],

@@ -15,12 +15,16 @@ Params = Iterable[nn.Parameter]
 
 
 def adam(params: Iterable[nn.Parameter], fused: bool = True, **settings: Any) -> torch.optim.Adam:
-    """Adam with the fused kernel when ``fused`` and every parameter is on CUDA, else the multi-tensor
-    (``foreach``) kernels, unless ``settings`` (lr, betas, ...) choose ``foreach`` or ``fused`` themselves."""
+    """Adam with the fused kernel when ``fused`` and torch has one for the parameters' device (CUDA, and the CPU
+    since torch 2.4), else the multi-tensor (``foreach``) kernels, unless ``settings`` (lr, betas, ...) choose
+    ``foreach`` or ``fused`` themselves."""
     params = list(params)
-    on_cuda = bool(params) and all(p.device.type == "cuda" for p in params)
-    kernel = {"fused": True} if fused and on_cuda else {"foreach": True}
-    return torch.optim.Adam(params, **({} if {"foreach", "fused"} & settings.keys() else kernel), **settings)
+    if {"foreach", "fused"} & settings.keys() or not (fused and params):
+        return torch.optim.Adam(params, **({} if {"foreach", "fused"} & settings.keys() else {"foreach": True}), **settings)
+    try:
+        return torch.optim.Adam(params, fused=True, **settings)
+    except RuntimeError:  # no fused kernel for this device or dtype
+        return torch.optim.Adam(params, foreach=True, **settings)
 
 
 class LossTracker:

@@ -295,7 +295,7 @@ class LatentGAN(InfoCodes, GenerativeAE):
         else:
             noise, _, _ = self.sample_codes(k * steps, generator=generator)
         cats[:, 0] = rows
-        return self.decode(self.generate(noise, cats, u)).unflatten(0, (k, steps))
+        return self.decode(self.generate(noise, cats, u)).contiguous().unflatten(0, (k, steps))
 
     # ----------------------------------------------------------------- training
     def optimizer_groups(self):

@@ -5,8 +5,9 @@ interfaces; the aae's discriminator is aegen's LatentDiscriminator) on the embed
 (32x32, latent 16, width 32, batch 64, Adam lr 1e-3), on the CPU:
 
 * steps/s of ae, vae and aae, interleaved in one process, best of ``--repeats``: aegen through the
-  Trainer that ``aegen fit`` builds (``throughput.time_trainer``), pythae through its BaseTrainer
-  (AE, VAE) or AdversarialTrainer (Adversarial_AE), each timed from the end of batch ``--warmup``;
+  Trainer that ``aegen fit`` builds (``throughput.time_trainer``: the time between its epochs, checkpoints
+  and image sheets, left out), pythae through its BaseTrainer (AE, VAE) or AdversarialTrainer
+  (Adversarial_AE) over one long epoch, each timed from the end of batch ``--warmup``;
 * the wall time of a whole process that trains 1 epoch and validates: ``aegen fit --model ae
   --trainer.max_epochs 1`` vs a pythae TrainingPipeline on the same train/val split (handed to it
   as a tensor file, so its time leaves out decoding the digits, which aegen's includes).

@@ -2,7 +2,7 @@
 
 For each model, times training steps per second (a) through ``aegen fit``'s Trainer setup
 (LightningCLI-built Trainer with its default callbacks, CSV logger and rich progress bar) on the
-embedded digits, and (b) in a plain PyTorch loop that does the same forward/backward/optimiser
+embedded digits, the time between epochs (checkpoint, image sheets) left out, and (b) in a plain PyTorch loop that does the same forward/backward/optimiser
 work on the same in-memory batches (``_loops.py``). Prints the ratio (a)/(b); the goal is >= 0.95 on CPU.
 For models with earlier forms of their step (``_loops.REFERENCE``: GAIA's five passes of D, and its later
 two backward passes), also times those forms' hand-written loops in the same runs and prints the ratio of
@@ -22,6 +22,7 @@ from typing import Callable
 import pytorch_lightning as pl
 import torch
 from _loops import HAND_WRITTEN, REFERENCE
+from gpu_check import StepRate
 
 from aegen.data.base import AEDataModule
 from aegen.lightning_cli import AegenCLI, class_path
@@ -29,21 +30,9 @@ from aegen.models.base import GenerativeAE
 from aegen.registry import get_data, get_model
 
 
-class StepTimer(pl.Callback):
-    """Wall time between the end of batch ``warmup`` and the end of the last batch."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.batches = warmup, None, None, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.batches += 1
-        if self.batches == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
-
-
 def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "digits") -> float:
-    """Minibatches per second of ``aegen fit``'s Trainer for the model at its defaults on ``data``."""
+    """Minibatches per second of ``aegen fit``'s Trainer for the model at its defaults on ``data``, from the end of
+    batch ``warmup`` on, leaving out the time between epochs (checkpoints, image sheets: ``gpu_check.StepRate``)."""
     batches = steps + warmup
     cli = AegenCLI(
         GenerativeAE, AEDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
@@ -52,7 +41,7 @@ def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "dig
               "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"],
         seed_everything_default=0, trainer_defaults={"log_every_n_steps": 10}, auto_configure_optimizers=False,
     )
-    timer = StepTimer(warmup)
+    timer = StepRate(warmup, steps, report=False)
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit_loop.epoch_loop.max_steps = -1
     cli.trainer.limit_train_batches = batches  # one "epoch" of exactly `batches` batches
@@ -62,7 +51,7 @@ def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "dig
         cli.trainer.fit_loop.max_epochs = -(-batches // loader_len)
         cli.trainer.limit_train_batches = 1.0
     cli.trainer.fit(cli.model, cli.datamodule)
-    return (timer.batches - warmup) / (timer.end - timer.start)
+    return timer.rate
 
 
 def time_hand_loop(name: str, steps: int, warmup: int, loop: Callable | None = None) -> float:

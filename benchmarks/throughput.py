@@ -17,7 +17,7 @@ import argparse
 import copy
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -30,15 +30,17 @@ from aegen.models.base import GenerativeAE
 from aegen.registry import get_data, get_model
 
 
-def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "digits") -> float:
+def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "digits",
+                 options: Sequence[str] = ()) -> float:
     """Minibatches per second of ``aegen fit``'s Trainer for the model at its defaults on ``data``, from the end of
-    batch ``warmup`` on, leaving out the time between epochs (checkpoints, image sheets: ``gpu_check.StepRate``)."""
+    batch ``warmup`` on, leaving out the time between epochs (checkpoints, image sheets: ``gpu_check.StepRate``);
+    ``options``: more ``aegen fit`` flags (e.g. ``--model.channels_last=false``)."""
     batches = steps + warmup
     cli = AegenCLI(
         GenerativeAE, AEDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
         args=[f"--model={class_path(get_model(name))}", f"--data={class_path(get_data(data))}",
               "--trainer.accelerator=cpu", "--trainer.max_epochs=1000", f"--trainer.default_root_dir={root}",
-              "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false"],
+              "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false", *options],
         seed_everything_default=0, trainer_defaults={"log_every_n_steps": 10}, auto_configure_optimizers=False,
     )
     timer = StepRate(warmup, steps, report=False)

@@ -14,8 +14,8 @@ multi-tensor kernels elsewhere); ``grad_clip`` clips in ``on_before_optimizer_st
 gradient scaler has unscaled the gradients. The training losses are summed on the device every step
 (``train_means``: the epoch's means) and logged as ``train/NAME`` only on the steps Lightning writes logs
 (every ``log_every_n_steps``). Options for speed: ``channels_last`` (on by default: weights and image batches
-in channels-last memory format, faster convolutions on CPUs and tensor-core GPUs) and ``compile``
-(``torch.compile`` of the networks, in place).
+in channels-last memory format; ``benchmarks/memory_format.py`` times it) and ``compile`` (``torch.compile`` of
+the networks, in place).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class GenerativeAE(PhasedOptimisation):
             compile: ``torch.compile`` the networks (in place: checkpoints keep their keys) when a trainer
                 sets the model up; the first steps are slow while it compiles.
             channels_last: keep conv weights and 4-d image batches in channels-last memory format (the same
-                computation in another memory layout: faster convolutions; false: torch's default layout).
+                computation in another memory layout, for faster convolution kernels; false: torch's default).
         """
         super().__init__()
         self.automatic_optimization = False

@@ -92,11 +92,11 @@ def acai_loop(model):
     return step
 
 
-def _gaia_setup(model):
+def _gaia_setup(model, **adam_options):
     """GAIA's optimisers and its step's shared parts: (G's images and L_dist, balancing options, lr balancing)."""
     hp = model.hparams
-    opt_g = _adam(model, [*model.encoder.parameters(), *model.decoder.parameters()], eps=hp.adam_eps)
-    opt_d = _adam(model, model.discriminator.parameters(), eps=hp.adam_eps)
+    opt_g = _adam(model, [*model.encoder.parameters(), *model.decoder.parameters()], eps=hp.adam_eps, **adam_options)
+    opt_d = _adam(model, model.discriminator.parameters(), eps=hp.adam_eps, **adam_options)
     options = dict(alpha=model.alpha, slope=hp.slope, sigma=hp.sigma, max_fake=hp.max_fake, clip=hp.clip,
                    detach=hp.detach_balance)
 
@@ -162,10 +162,10 @@ def gaia_two_backward_loop(model):
     return step
 
 
-def gaia_five_pass_loop(model):
+def gaia_five_pass_loop(model, **adam_options):
     """GAIA's step with D run five times: on x, G(x), G(z_i) for D's losses, again on G(x), G(z_i) with
     detached weights for G's (the reference for ``gaia_loop``)."""
-    generate, options, balance_and_step = _gaia_setup(model)
+    generate, options, balance_and_step = _gaia_setup(model, **adam_options)
     disc = model.discriminator
 
     def step(x):
@@ -227,4 +227,13 @@ def latentgan_loop(model):
 HAND_WRITTEN = {"ae": ae_loop, "vae": vae_loop, "aae": aae_loop, "acai": acai_loop, "gaia": gaia_loop,
                 "latentgan": latentgan_loop}
 #: models whose step is also timed in an earlier form, in the same run: name -> (label, loop)
-REFERENCE = {"gaia": [("five-pass D", gaia_five_pass_loop), ("two backward", gaia_two_backward_loop)]}
+def gaia_five_pass_multi_tensor_loop(model):
+    """``gaia_five_pass_loop`` with the multi-tensor Adam: with a model in torch's default layout, the step
+    and the defaults of aegen before GAIA's single pass, channels-last and the fused CPU Adam."""
+    return gaia_five_pass_loop(model, foreach=True)
+
+
+#: name -> [(label, earlier step's loop, the model options it ran with)]
+REFERENCE = {"gaia": [("five-pass D", gaia_five_pass_loop, {}), ("two backward", gaia_two_backward_loop, {}),
+                      ("five-pass D, torch's layout, multi-tensor Adam", gaia_five_pass_multi_tensor_loop,
+                       {"channels_last": False})]}

@@ -4,9 +4,10 @@ For each model, times training steps per second (a) through ``aegen fit``'s Trai
 (LightningCLI-built Trainer with its default callbacks, CSV logger and rich progress bar) on the
 embedded digits, the time between epochs (checkpoint, image sheets) left out, and (b) in a plain PyTorch loop that does the same forward/backward/optimiser
 work on the same in-memory batches (``_loops.py``). Prints the ratio (a)/(b); the goal is >= 0.95 on CPU.
-For models with earlier forms of their step (``_loops.REFERENCE``: GAIA's five passes of D, and its later
-two backward passes), also times those forms' hand-written loops in the same runs and prints the ratio of
-steps/s, step / earlier step. Every hand loop runs in the model's memory format (channels-last by default).
+For models with earlier forms of their step (``_loops.REFERENCE``: GAIA's five passes of D, its later two
+backward passes, and the five passes at the earlier defaults: torch's layout, multi-tensor Adam), also times
+those forms' hand-written loops in the same runs and prints the ratio of steps/s, step / earlier step. Every
+hand loop runs in its model's memory format (channels-last by default).
 
     python benchmarks/throughput.py [--models ae,vae,aae,acai,gaia,latentgan] [--steps 200] [--repeats 3]
 """
@@ -56,10 +57,11 @@ def time_trainer(name: str, steps: int, warmup: int, root: str, data: str = "dig
     return timer.rate
 
 
-def time_hand_loop(name: str, steps: int, warmup: int, loop: Callable | None = None) -> float:
-    """Steps per second of ``loop`` (default: the model's hand-written loop) on the digits' batches."""
+def time_hand_loop(name: str, steps: int, warmup: int, loop: Callable | None = None, **options) -> float:
+    """Steps per second of ``loop`` (default: the model's hand-written loop) on the digits' batches, the model
+    built with ``options`` (e.g. ``channels_last=False``)."""
     pl.seed_everything(0, verbose=False)
-    model = get_model(name)(img_shape=(1, 32, 32), num_classes=10)
+    model = get_model(name)(img_shape=(1, 32, 32), num_classes=10, **options)
     model = copy.deepcopy(model).train()
     model.use_memory_format()  # as aegen's Trainer does (configure_model), and its batches below
     datamodule: AEDataModule = get_data("digits")()
@@ -94,18 +96,18 @@ def main() -> None:
             for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every side
                 lightning = max(lightning, time_trainer(name, args.steps, args.warmup, root))
                 hand = max(hand, time_hand_loop(name, args.steps, args.warmup))
-                for i, (_, loop) in enumerate(REFERENCE.get(name, [])):
-                    earlier[i] = max(earlier[i], time_hand_loop(name, args.steps, args.warmup, loop))
+                for i, (_, loop, options) in enumerate(REFERENCE.get(name, [])):
+                    earlier[i] = max(earlier[i], time_hand_loop(name, args.steps, args.warmup, loop, **options))
             rows.append((name, lightning, hand, lightning / hand))
-            for (label, _), reference in zip(REFERENCE.get(name, []), earlier):
+            for (label, _, _), reference in zip(REFERENCE.get(name, []), earlier):
                 references.append((name, label, hand, reference, hand / reference))
     print(f"\n{'model':<10}{'aegen steps/s':>15}{'hand loop steps/s':>19}{'ratio':>8}")
     for name, lightning, hand, ratio in rows:
         print(f"{name:<10}{lightning:>15.2f}{hand:>19.2f}{ratio:>8.3f}")
     if references:
-        print(f"\n{'model':<10}{'earlier step':<14}{'step/s':>9}{'earlier step/s':>16}{'ratio':>9}")
+        print(f"\n{'model':<10}{'earlier step':<48}{'step/s':>9}{'earlier step/s':>16}{'ratio':>9}")
         for name, label, hand, reference, ratio in references:
-            print(f"{name:<10}{label:<14}{hand:>9.2f}{reference:>16.2f}{ratio:>9.3f}")
+            print(f"{name:<10}{label:<48}{hand:>9.2f}{reference:>16.2f}{ratio:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -137,11 +137,12 @@ def test_conditional_factor_labels_are_one_hot_per_column_and_sampled_from_the_b
 def test_paper_preset_is_the_papers_training_and_the_defaults_the_stable_one():
     paper_options = presets.options("codegen_aae", "paper")
     assert paper_options == {"code_follow_weight": 0.0, "decoder_in_both_phases": True, "code_adv_weight": 1.0,
-                             "info_on_real": False}
+                             "info_on_real": False, "lr": 2e-4}
     paper = aegen.get_model("codegen_aae")(**paper_options, setting="supervised", num_classes=10, **TINY)
     assert (paper.code_follow_weight, paper.decoder_in_both_phases, paper.code_adv_weight, paper.info_on_real) == (0, True, 1, False)
     stable = aegen.get_model("codegen_aae")(setting="supervised", num_classes=10, **TINY)
-    assert (stable.code_follow_weight, stable.decoder_in_both_phases, stable.code_adv_weight, stable.info_on_real) == (1, False, 0.1, True)
+    assert (stable.code_follow_weight, stable.decoder_in_both_phases, stable.code_adv_weight, stable.info_on_real) == (20, False, 0.1, True)
+    assert (paper.hparams.lr, stable.hparams.lr) == (2e-4, 1e-3)
     assert not aegen.get_model("codegen_aae")(info_on_real=True, **TINY).info_on_real  # unsupervised: no real s
 
 

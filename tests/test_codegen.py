@@ -183,6 +183,28 @@ def test_q_learns_real_labels_only_with_info_on_real(info_on_real, tmp_path):
     assert seen["calls"] == ([16, 16, 16] if info_on_real else [16, 16])
 
 
+@pytest.mark.parametrize("recon_as_fake", [True, False])
+def test_image_critic_sees_each_image_set_as_a_batch_of_its_own(recon_as_fake, tmp_path):
+    # D_I has batch norm: generated images are normalised alone in D_I's step, as in CG's step
+    torch.manual_seed(0)
+    model = aegen.get_model("codegen_aae")(recon_as_fake=recon_as_fake, **TINY)
+    sizes = []
+    model.image_critic.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    seen = {}
+
+    def probe(x, y):
+        s, target = model.conditions_of(y)
+        sizes.clear()
+        model.prior_improvement_phase(x, s, target)
+        seen["sizes"] = list(sizes)
+        return {}
+
+    model.training_phases = probe
+    _fit(model, Tiny(batch_size=16), 2, tmp_path)
+    # D_I's step: real, generated (and reconstructed) images; then CG's step: generated images
+    assert seen["sizes"] == ([16, 16, 16, 16] if recon_as_fake else [16, 16, 16])
+
+
 def test_bad_settings_say_what_to_do():
     with pytest.raises(ValueError, match="unknown setting 'semi'"):
         aegen.get_model("codegen_aae")(setting="semi", **TINY)

@@ -161,13 +161,8 @@ def test_a_checkpoint_with_the_old_preset_option_fails_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("info_on_real", [False, True])
-def test_q_learns_real_labels_only_with_info_on_real(info_on_real, tmp_path):
-    torch.manual_seed(0)
-    model = aegen.get_model("codegen_aae")(setting="supervised", num_classes=10, info_on_real=info_on_real, **TINY)
-    calls = []
-    original = model.condition.information_loss
-    model.condition.information_loss = lambda q, target: calls.append(len(q)) or original(q, target)
+def _in_prior_phase(model, calls: list, tmp_path) -> list:
+    """What ``calls`` collects during one prior-improvement phase (the last of 2 minibatches of 16 digits)."""
     seen = {}
 
     def probe(x, y):
@@ -179,8 +174,18 @@ def test_q_learns_real_labels_only_with_info_on_real(info_on_real, tmp_path):
 
     model.training_phases = probe
     _fit(model, Tiny(batch_size=16), 2, tmp_path)
+    return seen["calls"]
+
+
+@pytest.mark.parametrize("info_on_real", [False, True])
+def test_q_learns_real_labels_only_with_info_on_real(info_on_real, tmp_path):
+    torch.manual_seed(0)
+    model = aegen.get_model("codegen_aae")(setting="supervised", num_classes=10, info_on_real=info_on_real, **TINY)
+    calls = []
+    original = model.condition.information_loss
+    model.condition.information_loss = lambda q, target: calls.append(len(q)) or original(q, target)
     # D_I's step: Q on CG's images (+ on the real images); then CG's step: Q on CG's images
-    assert seen["calls"] == ([16, 16, 16] if info_on_real else [16, 16])
+    assert _in_prior_phase(model, calls, tmp_path) == ([16, 16, 16] if info_on_real else [16, 16])
 
 
 @pytest.mark.parametrize("recon_as_fake", [True, False])
@@ -190,19 +195,8 @@ def test_image_critic_sees_each_image_set_as_a_batch_of_its_own(recon_as_fake, t
     model = aegen.get_model("codegen_aae")(recon_as_fake=recon_as_fake, **TINY)
     sizes = []
     model.image_critic.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
-    seen = {}
-
-    def probe(x, y):
-        s, target = model.conditions_of(y)
-        sizes.clear()
-        model.prior_improvement_phase(x, s, target)
-        seen["sizes"] = list(sizes)
-        return {}
-
-    model.training_phases = probe
-    _fit(model, Tiny(batch_size=16), 2, tmp_path)
     # D_I's step: real, generated (and reconstructed) images; then CG's step: generated images
-    assert seen["sizes"] == ([16, 16, 16, 16] if recon_as_fake else [16, 16, 16])
+    assert _in_prior_phase(model, sizes, tmp_path) == ([16, 16, 16, 16] if recon_as_fake else [16, 16, 16])
 
 
 def test_bad_settings_say_what_to_do():

@@ -313,8 +313,8 @@ class CodeGeneratorAAE(GenerativeAE):
             # each image set is its own batch, so D_I's batch norm sees generated images alone, as in
             # the code generator's step below, and not mixed with reconstructions
             real_logits, q_real = self.image_critic(x)
-            (fake_logits, q), *more = [self.image_critic(f) for f in fakes]
-            fake_logits = torch.cat([fake_logits, *(logits for logits, _ in more)])
+            outputs = [self.image_critic(images) for images in fakes]
+            fake_logits, q = torch.cat([logits for logits, _ in outputs]), outputs[0][1]  # Q of CG's images
             q_loss = self.condition.information_loss(q, target) if info else q.new_zeros(())
             if info and self.info_on_real:
                 q_loss = q_loss + self.condition.information_loss(q_real, target)

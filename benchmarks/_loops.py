@@ -224,15 +224,15 @@ def latentgan_loop(model):
     return step
 
 
-HAND_WRITTEN = {"ae": ae_loop, "vae": vae_loop, "aae": aae_loop, "acai": acai_loop, "gaia": gaia_loop,
-                "latentgan": latentgan_loop}
-#: models whose step is also timed in an earlier form, in the same run: name -> (label, loop)
 def gaia_five_pass_multi_tensor_loop(model):
     """``gaia_five_pass_loop`` with the multi-tensor Adam: with a model in torch's default layout, the step
     and the defaults of aegen before GAIA's single pass, channels-last and the fused CPU Adam."""
     return gaia_five_pass_loop(model, foreach=True)
 
 
+HAND_WRITTEN = {"ae": ae_loop, "vae": vae_loop, "aae": aae_loop, "acai": acai_loop, "gaia": gaia_loop,
+                "latentgan": latentgan_loop}
+#: models whose step is also timed in earlier forms, in the same run:
 #: name -> [(label, earlier step's loop, the model options it ran with)]
 REFERENCE = {"gaia": [("five-pass D", gaia_five_pass_loop, {}), ("two backward", gaia_two_backward_loop, {}),
                       ("five-pass D, torch's layout, multi-tensor Adam", gaia_five_pass_multi_tensor_loop,

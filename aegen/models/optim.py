@@ -19,12 +19,14 @@ def adam(params: Iterable[nn.Parameter], fused: bool = True, **settings: Any) ->
     since torch 2.4), else the multi-tensor (``foreach``) kernels, unless ``settings`` (lr, betas, ...) choose
     ``foreach`` or ``fused`` themselves."""
     params = list(params)
-    if {"foreach", "fused"} & settings.keys() or not (fused and params):
-        return torch.optim.Adam(params, **({} if {"foreach", "fused"} & settings.keys() else {"foreach": True}), **settings)
-    try:
-        return torch.optim.Adam(params, fused=True, **settings)
-    except RuntimeError:  # no fused kernel for this device or dtype
-        return torch.optim.Adam(params, foreach=True, **settings)
+    if {"foreach", "fused"} & settings.keys():
+        return torch.optim.Adam(params, **settings)
+    if fused and params:
+        try:
+            return torch.optim.Adam(params, fused=True, **settings)
+        except RuntimeError:  # no fused kernel for this device or dtype
+            pass
+    return torch.optim.Adam(params, foreach=True, **settings)
 
 
 class LossTracker:

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 import aegen
+from aegen import presets
 from aegen.models.age import batch_gaussian_kl, code_distance
 from aegen.models.ali import ali_losses
 from aegen.models.avb import adversary_loss, elbo_surrogate
+from tests.conftest import fast_trainer
 
 LOGITS_Q = torch.tensor([0.0, math.log(3.0)])  # sigma = 1/2, 3/4
 LOGITS_P = torch.tensor([0.0, -math.log(3.0)])  # sigma = 1/2, 1/4
@@ -96,3 +98,22 @@ def test_encode_is_deterministic_while_training_codes_are_drawn(name):
     torch.testing.assert_close(model.encode(x), model.encode(x), rtol=0, atol=0)
     model._noise = torch.Generator().manual_seed(0)
     assert not torch.allclose(model.posterior_sample(x), model.posterior_sample(x))
+
+
+@pytest.mark.parametrize("recon_weight", [0.0, 10.0])
+def test_ali_reconstruction_term_alone_moves_the_encoder_and_generator(recon_weight, tiny_batch, tmp_path):
+    """With D's last layer at zero its logit is a constant, so ALI's game gives the encoder and generator no
+    gradient: after one minibatch they moved only when the reconstruction term is on (the default)."""
+    torch.manual_seed(0)
+    model = aegen.get_model("ali")(recon_weight=recon_weight, latent_dim=4, width=8)
+    torch.nn.init.zeros_(model.discriminator.joint[-1].weight)
+    dm = tiny_batch()
+    before = [p.detach().clone() for p in [*model.encoder.parameters(), *model.decoder.parameters()]]
+    fast_trainer(tmp_path, 2).fit(model, dm)  # ALI steps two optimisers per minibatch
+    moved = any(not torch.equal(a, b) for a, b in zip(before, [*model.encoder.parameters(), *model.decoder.parameters()]))
+    assert moved == bool(recon_weight)
+
+
+def test_ali_paper_preset_plays_the_game_alone():
+    assert presets.options("ali", "paper")["recon_weight"] == 0
+    assert aegen.get_model("ali")().hparams.recon_weight == 10

@@ -100,7 +100,7 @@ def test_encode_is_deterministic_while_training_codes_are_drawn(name):
     assert not torch.allclose(model.posterior_sample(x), model.posterior_sample(x))
 
 
-@pytest.mark.parametrize("recon_weight", [0.0, 10.0])
+@pytest.mark.parametrize("recon_weight", [0.0, 20.0])
 def test_ali_reconstruction_term_alone_moves_the_encoder_and_generator(recon_weight, tiny_batch, tmp_path):
     """With D's last layer at zero its logit is a constant, so ALI's game gives the encoder and generator no
     gradient: after one minibatch they moved only when the reconstruction term is on (the default)."""
@@ -116,4 +116,4 @@ def test_ali_reconstruction_term_alone_moves_the_encoder_and_generator(recon_wei
 
 def test_ali_paper_preset_plays_the_game_alone():
     assert presets.options("ali", "paper")["recon_weight"] == 0
-    assert aegen.get_model("ali")().hparams.recon_weight == 10
+    assert aegen.get_model("ali")().hparams.recon_weight == 20

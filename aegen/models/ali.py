@@ -52,7 +52,7 @@ class ALI(GenerativeAE):
         disc_features: int = 256,
         disc_hidden: tuple[int, ...] = (256,),
         dropout: float = 0.2,
-        recon_weight: float = 10.0,
+        recon_weight: float = 20.0,
         **kwargs,
     ) -> None:
         """
@@ -67,7 +67,7 @@ class ALI(GenerativeAE):
             dropout: dropout after D's hidden layers (paper 0.2).
             recon_weight: weight of an explicit reconstruction term, mean squared error of G(z_hat)
                 against x, added to the encoder and generator's loss (ALICE's explicit cycle
-                consistency, Li et al. 2017). The paper: 0; 10 by default: without it, 10 epochs on the
+                consistency, Li et al. 2017). The paper: 0; 20 by default: without it, 10 epochs on the
                 digits reconstruct another digit for most inputs (see the doc page).
         """
         super().__init__(lr=lr, betas=betas, **kwargs)

@@ -44,10 +44,9 @@ def beats(runs: dict[str, list[dict]], ours_name: str, key: str, lower: bool, wh
        "number)", needs=quick_only)
 def figure1(ctx: Context) -> Report:
     """The six models as ``aegen fit --model NAME`` trains them (embedded digits, 10 epochs; ALI without its
-    default reconstruction term, as the paper's ALI), ``aegen
-    evaluate --metrics recon,interp,judge`` at its defaults, and one sheet of the same test images
-    reconstructed by each model of the first seed (BEGAN's reconstruction is its discriminator's
-    autoencoder, the only map from images to codes it has)."""
+    default reconstruction term, as the paper's ALI), ``aegen evaluate --metrics recon,interp,judge`` at its
+    defaults, and one sheet of the same test images reconstructed by each model of the first seed (BEGAN's
+    reconstruction is its discriminator's autoencoder, the only map from images to codes it has)."""
     import aegen
 
     epochs = ctx.epochs or 10
@@ -64,9 +63,8 @@ def figure1(ctx: Context) -> Report:
                                  ctx.out / f"{ctx.name}-{epochs}ep-seed{ctx.seeds[0]}.png")
     paper = {"gaia": "matches the input (Fig. 1 F)", **{m: "similar, not the same image (Fig. 1)" for m in FIGURE1[:-1]}}
     return Report("Reconstructions of GAIA against the GAN-based inference methods of its Fig. 1",
-                  f"embedded digits, each model's `aegen fit` defaults (ALI: `--model.recon_weight 0`), {epochs} epochs; "
-                  "`aegen evaluate --metrics "
-                  "recon,interp,judge` defaults", table_rows(runs, paper, FIGURE1_KEYS, "model"),
+                  f"embedded digits, each model's `aegen fit` defaults (ALI: `--model.recon_weight 0`), {epochs} "
+                  "epochs; `aegen evaluate --metrics recon,interp,judge` defaults", table_rows(runs, paper, FIGURE1_KEYS, "model"),
                   beats(runs, "gaia", "recon_mse", True, "reconstructions"),
                   notes=["recon_mse / ssim: test reconstructions against their inputs (images in [-1, 1]); "
                          "interp_fid_judge: judge-feature FID of decoded midpoints; fid_judge: of samples",

@@ -8,8 +8,9 @@ the same epochs (``python experiments/guard_thresholds.py DIR`` prints them from
 DIR``; torch's default threads there, one thread here).
 
 The others have no reconstruction curve in the full runs to record from (the GANs without an encoder; InfoGAN,
-whose Q only infers its codes) or train on fonts (deae, gsl: a full default run takes 5 minutes). They train ``STEPS`` optimiser steps on 16 digits
-(factor models: 48 fonts items at 16 px, minibatches of 8 groups), and the pixel MSE of their (eval-mode)
+whose Q only infers its codes) or train on fonts (deae, gsl: a full default run takes 5 minutes). They train
+``STEPS`` optimiser steps on 16 digits (factor models: 48 fonts items at 16 px, minibatches of 8 groups), and
+the pixel MSE of their (eval-mode)
 reconstructions of those images (for the GANs without an encoder, the MSE between their mean sample and the
 images' mean) must fall below ``RATIO`` times its value at initialisation. InfoGAN is checked on its logged
 information loss instead (``LOGGED``: the mean of its last 5 minibatch values against its first 5). These
@@ -63,8 +64,8 @@ def datamodule(cls):
 
 def checked_error(model, x: torch.Tensor) -> float | None:
     """The error the guard watches (eval mode): the reconstruction MSE of ``x``; for a model without an encoder,
-    the MSE between the mean of 64 samples and the mean image of ``x``; None for a model
-    checked on a logged loss."""
+    the MSE between the mean of 64 samples and the mean image of ``x``; None for a model checked on a logged
+    loss."""
     model.eval()
     with torch.no_grad():
         if not model.has_encoder:

@@ -60,3 +60,16 @@ def test_a_claim_holds_only_over_five_seeds_beyond_two_standard_errors(claims):
     assert noisy["gain"] > 0 and noisy["gain"] < noisy["two_se"] and noisy["verdict"].startswith("not shown")
     chance = claims.Comparison("acc > chance", [0.5, 0.6, 0.55, 0.52, 0.58], [0.1] * 5, False).verdict(True)
     assert chance["verdict"] == "holds"
+
+
+def test_the_defaults_floor_cell_names_what_a_row_misses(claims):
+    from claims.defaults import floor
+
+    blob = [{"fid_judge": 100.0}] * 2
+    good = [{"recon_judge_acc": 0.95, "fit_s": 30.0, "fid_judge": 10.0}] * 2
+    assert floor("ae", good, "digits", blob) == "ok"
+    assert floor("ae", good, "fonts", blob) == "ok"  # 0.95 >= the fonts floor 0.8 too
+    slow_blurry = [{"recon_judge_acc": 0.5, "fit_s": 700.0, "fid_judge": 100.0}] * 2
+    assert floor("ae", slow_blurry, "digits", blob) == ("not met: recon_judge_acc 0.500 < 0.9; fit 700 s > 600 s; "
+                                                        "fid_judge 100 >= blob 100")
+    assert floor("infogan", slow_blurry, "digits", None) == "not met: fit 700 s > 600 s"  # Q infers codes only

@@ -141,7 +141,7 @@ def learns_reconstruction(name: str) -> bool:
 
 
 def floor(name: str, runs: list[dict], data: str, blob: list[dict] | None) -> str:
-    """What of the floor a row fails (means over seeds), or "ok"."""
+    """"ok", or "not met: " and what of the floor the row fails (means over seeds)."""
     def mean(key: str) -> float:
         return float(np.mean([r[key] for r in runs]))
 
@@ -154,7 +154,7 @@ def floor(name: str, runs: list[dict], data: str, blob: list[dict] | None) -> st
         line = float(np.mean([r["fid_judge"] for r in blob]))
         if mean("fid_judge") >= line:
             fails.append(f"fid_judge {mean('fid_judge'):.4g} >= blob {line:.4g}")
-    return "; ".join(fails) or "ok"
+    return f"not met: {'; '.join(fails)}" if fails else "ok"
 
 
 def row(label: str, data: str, runs: list[dict], blob: list[dict] | None) -> dict[str, str]:
@@ -229,7 +229,8 @@ def defaults(ctx: Context) -> Report:
                "factor models; `aegen evaluate --metrics recon,judge,interp` (+ cluster for models with a cluster "
                "head, edit on fonts) at its defaults")
     notes = [f"floor: recon_judge_acc >= {RECON_FLOOR['digits']} on digits, every factor read right >= "
-             f"{RECON_FLOOR['fonts']} on fonts; fit <= {MAX_FIT_S} s; fid_judge below the blob's (fid / blob < 1)",
+             f"{RECON_FLOOR['fonts']} on fonts; fit <= {MAX_FIT_S} s; fid_judge below the blob's (fid / blob < 1); a row "
+             "that misses it reads \"not met\", and its method's page says why (for the fonts rows, deae's)",
              "Hungarian error: models with a cluster head only; the latentgan comparison's other side is k-means "
              "on the same test images' pixels (kmeans_pixels_cluster_error_hungarian)",
              "sheets: data.sheets lists each run's last training sheets, evaluation sheets and (factor models) "

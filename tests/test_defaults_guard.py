@@ -8,13 +8,14 @@ the same epochs (``python experiments/guard_thresholds.py DIR`` prints them from
 DIR``; torch's default threads there, one thread here).
 
 The others have no reconstruction curve in the full runs to record from (the GANs without an encoder; InfoGAN,
-whose Q only infers its codes) or train on fonts (deae, gsl: a full default run takes 5 minutes). They train
-``STEPS`` optimiser steps on 16 digits (factor models: 48 fonts items at 16 px, minibatches of 8 groups), and
-the pixel MSE of their (eval-mode) reconstructions of those images (for the GANs without an encoder, the MSE
-between their mean sample and the images' mean) must fall below ``RATIO`` times its value at initialisation. InfoGAN is checked on its logged
-information loss instead (``LOGGED``: the mean of its last 5 minibatch values against its first 5). These
-thresholds come from the short runs themselves (seed 0, one thread; the ratios in ``MEASURED``): ``RATIO``
-(0.8) sits well above them, so only a default that stops training (or slows it several-fold) fails.
+whose Q only infers its codes) or train on fonts (deae, gsl: a full default run takes 5 to 7 minutes). They
+train ``STEPS`` optimiser steps on 16 digits (factor models: 48 fonts items at 16 px, minibatches of 8 groups),
+and the pixel MSE of their (eval-mode) reconstructions of those images (for the GANs without an encoder, the
+MSE between their mean sample and the images' mean) must fall below ``RATIO`` times its value at
+initialisation. InfoGAN is checked on its logged information loss instead (``LOGGED``: the mean of its last
+5 minibatch values against its first 5). These thresholds come from the short runs themselves (seed 0, one
+thread; the ratios in ``MEASURED``): ``RATIO`` (0.8) sits well above them, so only a default that stops
+training (or slows it several-fold) fails.
 """
 
 from __future__ import annotations

@@ -184,8 +184,10 @@ def _cached_judges(judges: Path) -> list[str]:
 
 def test_every_metric_group_of_a_model_trained_on_fonts_from_a_cold_judge_cache(capsys, cold_cache, one_thread):
     # `aegen fit --model ae --data fonts` then `aegen evaluate CKPT`, shrunk: no judge is cached, so the
-    # evaluation trains the letter judge (judge, interp) and one judge per factor (edit, under no_grad)
-    data = ["--data", "fonts", "--data.image_size", "16", "--data.num_items", "400", "--data.subset", "{letter: 4, font: 2}"]
+    # evaluation trains the letter judge (judge, interp) and one judge per factor (edit, under no_grad),
+    # on a judge draw as small as the run's (the default draw, the whole 2,400-item grid here, takes longer)
+    data = ["--data", "fonts", "--data.image_size", "16", "--data.num_items", "400", "--data.judge_items", "400",
+            "--data.subset", "{letter: 4, font: 2}"]
     ckpt = fit_cli(capsys, "--model", "ae", *data, "--model.latent_dim", "8", "--model.width", "8",
                    "--trainer.max_steps", "12")
     assert not cold_cache.exists()
@@ -316,10 +318,13 @@ def test_a_judge_trained_otherwise_or_by_an_older_aegen_is_not_read_as_the_defau
     short = J.get_judge(dm, max_steps=2)
     assert short.meta["train"]["steps"] == 2 and short.meta["key"] == J.judge_path(dm, max_steps=2).stem
     assert J.judge_path(dm, max_steps=2) != J.judge_path(dm) and not J.judge_path(dm).exists()
-    assert J.judge_path(dm, **J.JUDGE_TRAINING) == J.judge_path(dm)  # the defaults spelt out: the same judge
+    fonts_defaults = {**J.JUDGE_TRAINING, "max_steps": 6000}  # fonts' judges train longer (Fonts.judge_training)
+    assert J.training_settings(dm) == fonts_defaults
+    assert J.judge_path(dm, **fonts_defaults) == J.judge_path(dm)  # the defaults spelt out: the same judge
+    assert J.judge_path(dm, **J.JUDGE_TRAINING) != J.judge_path(dm)
     default = J.get_judge(dm)  # trained anew, not the 2-step one
     assert "path" in default.meta and default.meta["train"]["steps"] > 2
-    assert default.meta["train"]["max_steps"] == J.JUDGE_TRAINING["max_steps"] and default.meta["judge_version"] == J.JUDGE_VERSION
+    assert default.meta["train"]["max_steps"] == 6000 and default.meta["judge_version"] == J.JUDGE_VERSION
     assert "path" not in J.get_judge(dm).meta  # now cached
     monkeypatch.setattr(J, "JUDGE_VERSION", J.JUDGE_VERSION + 1)
     assert not J.judge_path(dm).exists()  # a judge format change retrains
@@ -334,6 +339,33 @@ def test_judge_cache_key_ignores_loader_settings_but_not_data_settings(tmp_path)
     base = dataset_key(Fonts(root=str(tmp_path)))
     assert dataset_key(Fonts(root=str(tmp_path / "other"), batch_size=7, groups=True)) == base
     assert dataset_key(Fonts(root=str(tmp_path), subset={"letter": 10})) != base
+
+
+def test_fonts_judges_do_not_change_with_the_runs_item_count_or_bias_and_never_train_on_its_test_items(tmp_path):
+    from aegen.data.fonts import Fonts
+    from aegen.metrics.controllability import FactorView
+    from aegen.metrics.judge import judge_data, judge_path
+
+    def fonts(**options):
+        return Fonts(root=str(tmp_path), **options)
+
+    default = judge_path(fonts())
+    biased = fonts(num_items=12000, bias=["letter", "background_colour"])
+    assert judge_path(fonts(num_items=500)) == judge_path(biased) == default
+    assert judge_path(FactorView(judge_data(fonts(num_items=500)), "font")) == judge_path(FactorView(judge_data(biased), "font"))
+    assert judge_path(fonts(judge_items=30000)) != default and judge_path(fonts(image_size=16)) != default
+    large = fonts(num_items=30000)
+    assert judge_data(large) is large and judge_path(large) != default  # a larger draw is its own judge data
+
+    # the judge data's training split holds none of the run's validation or test items
+    small = {"image_size": 16, "subset": {"letter": 4, "font": 3, "font_colour": 2, "background_colour": 2}}  # 144 items
+    for run in (fonts(num_items=60, judge_items=120, **small),
+                fonts(num_items=120, judge_items=60, bias=["letter", "font"], **small)):
+        judged = judge_data(run)
+        assert judged.bias is None and judged.num_items == 120
+        held_out = torch.cat([run.split_factors()[name] for name in ("val", "test")])
+        trained = judged.split_factors()["train"]
+        assert len(trained) == 96 and not (trained[:, None] == held_out[None]).all(-1).any()
 
 
 def test_codes_tsne_of_a_learned_prior_is_in_the_default_set_and_linked_from_the_report(capsys, tmp_path):

@@ -224,6 +224,8 @@ class AEDataModule(pl.LightningDataModule):
     attribute_names: list[str] | None = None
     #: arguments that are data, not settings: left out of the hyperparameters, logs and checkpoints
     data_arguments: ClassVar[tuple[str, ...]] = ()
+    #: how this dataset's judges train where it differs from ``aegen.metrics.judge.JUDGE_TRAINING``
+    judge_training: ClassVar[dict[str, int | float]] = {}
 
     def __init__(
         self,
@@ -263,6 +265,15 @@ class AEDataModule(pl.LightningDataModule):
         self.groups = groups
         self._splits: dict[str, Split] | None = None
         self._on_device: dict[str, tuple[torch.device, TensorSplit]] = {}  # split -> its device_cache copy
+
+    def judge_data(self) -> AEDataModule:
+        """The data this dataset's judges (``aegen.metrics.judge``) train on: the dataset itself.
+
+        Procedural data overrides this when a run may draw too little of it for a good judge
+        (``Fonts``: a fixed, larger and unbiased draw whose training split holds none of this
+        data's validation or test items), so its judges do not change with the run's settings.
+        """
+        return self
 
     def class_labels(self, labels: Tensor) -> Tensor | None:
         """The class index (B,) carried by a batch's labels, or None when the data has no classes.

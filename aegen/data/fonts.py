@@ -28,7 +28,7 @@ import warnings
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence, Union
+from typing import ClassVar, Sequence, Union
 
 import matplotlib
 import PIL
@@ -192,6 +192,7 @@ class Fonts(AEDataModule):
         subset: SubsetSpec | None = None,
         bias: list[str] | None = None,
         num_items: int = 8000,
+        judge_items: int = 24000,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         disk_cache: bool = True,
@@ -210,6 +211,10 @@ class Fonts(AEDataModule):
             num_items: items drawn (seeded, without repeats) from the factor grid and split into
                 train/val/test; the whole grid when it is smaller (327,600 combinations in all).
                 Items take 3 KB each at 32 px, 48 KB at 128 px (in memory and in the disk cache).
+            judge_items: items of the draw the judges of ``aegen evaluate`` train on (``judge_data``),
+                whatever ``num_items`` says (``num_items`` when larger): trained on the 8,000-item
+                draw the typeface judge read the typeface of 0.730 of its test images right, on
+                the 24,000-item one 0.985 (the same 800 images).
             val_fraction: share of the items for validation.
             test_fraction: share of the items for testing.
             disk_cache: keep rendered splits under ``<root>/cache/fonts/`` for the next run.
@@ -224,8 +229,8 @@ class Fonts(AEDataModule):
             raise ValueError(f"fonts needs --data.image_size of at least 16 (32, 64 or 128 are usual), got {self.image_size}")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
-        if num_items < 3:
-            raise ValueError(f"num_items must be at least 3 (one item per split), got {num_items}")
+        if min(num_items, judge_items) < 3:
+            raise ValueError(f"num_items and judge_items must be at least 3 (one item per split), got {num_items}, {judge_items}")
         subset = dict(subset or {})
         unknown = set(subset) - set(FACTOR_NAMES)
         if unknown:
@@ -241,10 +246,26 @@ class Fonts(AEDataModule):
             self.bias = (FACTOR_NAMES.index(bias[0]), FACTOR_NAMES.index(bias[1]))
         else:
             self.bias = None
-        self.num_items = num_items
+        self.num_items, self.judge_items = num_items, judge_items
         self.fractions = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
         self.disk_cache = disk_cache
         self.loaded_from: str | None = None  # "memory", "disk" or "render" after setup
+
+    # ------------------------------------------------------------------ judges
+    #: 6,000 Adam steps: 20 epochs of the 19,200 training items of the default judge draw
+    judge_training: ClassVar[dict[str, int | float]] = {"max_steps": 6000}
+
+    def judge_data(self) -> Fonts:
+        """The draw the judges train on: these settings without ``bias`` (a judge reads each factor
+        on its own) at ``judge_items`` items, or ``num_items`` when larger, so every run of the same
+        subset, image size and split shares its judges. The draw takes its validation and test
+        items first from the same seeded order, in the same fractions, so they include this data's
+        own, and its training split holds none of them."""
+        items = max(self.num_items, self.judge_items)
+        if self.bias is None and items == self.num_items:
+            return self
+        hparams = {k: v for k, v in self.hparams.items() if not k.startswith("_")}
+        return type(self)(**{**hparams, "bias": None, "num_items": items})
 
     # ------------------------------------------------------------------ factors and rendering
     def class_labels(self, labels: Tensor) -> Tensor:

@@ -11,7 +11,8 @@
   linearly from one code's block to another's, keeping every other dimension.
 - ``factor_judges``: one small CNN classifier per factor (``aegen.metrics.judge``'s ``JudgeNet``,
   trained and cached by its ``get_judge`` under ``<root>/judges/<dataset>.<factor>-...``),
-  always trained on the dataset without ``bias`` so that it reads each factor on its own.
+  trained on the dataset's judge data: for Fonts a fixed draw without ``bias`` (so that it reads
+  each factor on its own) of ``judge_items`` items, whatever the run's ``num_items``.
 - ``edit_scores``: for every factor k with a block, each test image gets block k from another
   test image with a different value of k. ``edit_acc_target``: share of edits whose judge-k
   reading is the source's value; ``edit_acc_keep``: share of edits where the judges of every
@@ -36,7 +37,7 @@ from torch import Tensor
 from aegen import latent
 from aegen.errors import AegenError
 from aegen.metrics.disentanglement import histogram_discretize
-from aegen.metrics.judge import JudgeNet, get_judge
+from aegen.metrics.judge import JudgeNet, get_judge, judge_data
 
 
 @torch.no_grad()
@@ -132,6 +133,7 @@ class FactorView:
         self.num_classes = datamodule.factor_sizes[self.index]
         self.hparams = {**datamodule.hparams, "factor": factor}
         self.root, self.image_size, self.channels = datamodule.root, datamodule.image_size, datamodule.channels
+        self.judge_training = datamodule.judge_training
 
     def split(self, name: str):
         return self.datamodule.split(name)
@@ -140,21 +142,15 @@ class FactorView:
         return labels[:, self.index]
 
 
-def unbiased(datamodule):
-    """The same dataset without ``bias`` (judges must read each factor on its own); itself when unbiased."""
-    if getattr(datamodule, "bias", None) is None:
-        return datamodule
-    hparams = {k: v for k, v in datamodule.hparams.items() if not k.startswith("_")}
-    return type(datamodule)(**{**hparams, "bias": None})
-
-
 def factor_judges(datamodule, factors: list[str] | None = None, **train_options: Any) -> dict[str, JudgeNet]:
-    """One cached judge per factor (trained on first use, on the unbiased dataset).
+    """One cached judge per factor, trained on first use on the dataset's judge data (``judge_data``:
+    for Fonts a fixed unbiased draw, so each judge reads its factor on its own whatever the run's
+    ``num_items`` and ``bias``).
 
     Callable under ``torch.no_grad()`` (as ``edit_scores`` is): ``train_judge`` enables gradients
     itself, and ``get_judge``'s lock keeps concurrent callers from training the same judge twice.
     """
-    data = unbiased(datamodule)
+    data = judge_data(datamodule)
     return {name: get_judge(FactorView(data, name), **train_options) for name in (factors or data.factor_names)}
 
 

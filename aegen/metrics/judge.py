@@ -1,17 +1,19 @@
 """Judge features: a small CNN classifier per labelled dataset, so sample quality is measurable offline.
 
 Inception weights are often unavailable (no internet) and Inception features of 32x32 digits say
-little. A judge is a small CNN trained once, deterministically, on a dataset's training split to
-predict its class (``datamodule.class_labels``: the digit, the fonts letter, ...). It is cached as
+little. A judge is a small CNN trained once, deterministically, to predict a dataset's class
+(``datamodule.class_labels``: the digit, the fonts letter, ...) on the training split of its judge
+data (``judge_data``: the dataset itself, or for Fonts a fixed larger unbiased draw that keeps the
+run's test items out of the judge's training, whatever ``--data.num_items`` says). It is cached as
 ``<data root>/judges/<judge key>.pt`` (a plain state dict, read with ``weights_only=True``) plus
-``<judge key>.json`` (architecture, training settings, validation and test accuracy). The judge key
-names the dataset as configured and hashes the judge's training settings with ``JUDGE_VERSION``, so
-a judge trained with other settings (a short test judge, say) or by an older aegen is never read in
-place of the default one. Both files are written atomically (``aegen.io``), and ``get_judge`` holds
-``<judge key>.lock`` (an ``fcntl.flock``,
-where the platform has one) while it checks the cache, trains and saves, so concurrent evaluations
-that miss the cache train the judge once and never read a half-written one. Training always runs
-with gradients enabled, whatever the caller's grad mode (``torch.no_grad``, ``torch.inference_mode``).
+``<judge key>.json`` (architecture, training settings, validation and test accuracy on the judge
+data). The judge key names the judge data as configured and hashes the judge's training settings
+with ``JUDGE_VERSION``, so a judge trained with other settings (a short test judge, say) or by an
+older aegen is never read in place of the default one. Both files are written atomically
+(``aegen.io``), and ``get_judge`` holds ``<judge key>.lock`` (an ``fcntl.flock``, where the
+platform has one) while it checks the cache, trains and saves, so concurrent evaluations that miss
+the cache train the judge once and never read a half-written one. Training always runs with
+gradients enabled, whatever the caller's grad mode (``torch.no_grad``, ``torch.inference_mode``).
 
 It is registered with torch-fidelity as the feature extractor ``aegen-judge`` (features
 ``features``: the 128-d penultimate layer before its ReLU, standardised with its training-split
@@ -97,19 +99,27 @@ def dataset_key(datamodule) -> str:
     return f"{datamodule.registry_name}-{datamodule.image_size}px-{digest}"
 
 
-def training_settings(**train_options: Any) -> dict[str, Any]:
-    """``JUDGE_TRAINING`` with the caller's changes; an unknown option is an error."""
+def judge_data(datamodule):
+    """The data a judge of ``datamodule`` trains on: its ``judge_data()`` where it has one
+    (``AEDataModule``'s is the dataset itself; ``Fonts``' a fixed unbiased draw), else itself."""
+    make = getattr(datamodule, "judge_data", None)
+    return make() if make is not None else datamodule
+
+
+def training_settings(datamodule, **train_options: Any) -> dict[str, Any]:
+    """``JUDGE_TRAINING``, then the dataset's ``judge_training``, then the caller's changes; an unknown option is an error."""
     unknown = sorted(set(train_options) - set(JUDGE_TRAINING))
     if unknown:
         raise AegenError(f"unknown judge training option(s) {', '.join(unknown)}; known: {', '.join(JUDGE_TRAINING)}")
-    return {**JUDGE_TRAINING, **train_options}
+    return {**JUDGE_TRAINING, **getattr(datamodule, "judge_training", {}), **train_options}
 
 
 def judge_key(datamodule, **train_options: Any) -> str:
-    """The dataset key plus a hash of the judge's training settings and ``JUDGE_VERSION``."""
-    settings = {"version": JUDGE_VERSION, **training_settings(**train_options)}
+    """The key of the judge data plus a hash of the judge's training settings and ``JUDGE_VERSION``."""
+    data = judge_data(datamodule)
+    settings = {"version": JUDGE_VERSION, **training_settings(data, **train_options)}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
-    return f"{dataset_key(datamodule)}-j{digest}"
+    return f"{dataset_key(data)}-j{digest}"
 
 
 def judge_path(datamodule, **train_options: Any) -> Path:
@@ -135,9 +145,10 @@ def judge_accuracy(net: JudgeNet, datamodule, split: str) -> float:
 
 
 def train_judge(datamodule, **train_options: Any) -> JudgeNet:
-    """Train a judge on the training split, on the CPU, deterministically (fixed seed, fixed order).
+    """Train a judge on the training split of the judge data (``judge_data``), on the CPU,
+    deterministically (fixed seed, fixed order).
 
-    Options (``JUDGE_TRAINING`` gives the defaults): ``epochs`` passes over the data, at most
+    Options (``JUDGE_TRAINING`` and the dataset's ``judge_training`` give the defaults): ``epochs`` passes over the data, at most
     ``max_steps`` Adam steps of ``batch_size`` images at learning rate ``lr``; ``width`` of the first
     conv layer; ``seed`` of the weights and the data order. The returned network carries
     ``meta`` with its settings and its validation and test accuracy. Gradients are enabled (and
@@ -146,11 +157,12 @@ def train_judge(datamodule, **train_options: Any) -> JudgeNet:
     """
     if not datamodule.num_classes:
         raise AegenError(f"dataset {datamodule.registry_name!r} has no classes, so it has no judge")
+    data = judge_data(datamodule)
+    settings = training_settings(data, **train_options)
     # callers often hold torch.no_grad() or torch.inference_mode() (metric code, validation hooks):
     # training needs gradients whatever the caller's mode
-    settings = training_settings(**train_options)
     with torch.inference_mode(False), torch.enable_grad():
-        net = _train_judge(datamodule, **settings)
+        net = _train_judge(data, **settings)
     net.meta["key"] = judge_key(datamodule, **train_options)
     net.meta["train"].update(settings)
     return net

@@ -15,6 +15,7 @@ from aegen.data.groups import GroupLoader, partner_indices
 from aegen import presets
 from aegen.errors import AegenError
 from aegen.metrics import controllability as ctl
+from aegen.metrics.judge import judge_path
 from tests.conftest import fit_cli
 
 SUBSET = "{letter: 3, font: 2, size: 2, font_colour: 2, background_colour: 2}"
@@ -257,10 +258,12 @@ def test_cli_fit_explore_edit_evaluate_and_round_trip(capsys, tmp_path, monkeypa
     assert main(["evaluate", str(ckpt), "--metrics", "edit,disentangle", "--out", "ev"]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "mig", "dci_disentanglement"} <= set(metrics)
-    assert len(list(judges_dir.glob("fonts.*.pt"))) == len(list(judges_dir.glob("fonts.*.json"))) == 5
+    assert len(list(judges_dir.glob("fonts.*.pt"))) == len(list(judges_dir.glob("fonts.*.json"))) == 4
+    assert len(list(judges_dir.glob("fonts-*.pt"))) == 1  # the letter's: the class judge
     dm = fonts()
     judges = ctl.factor_judges(dm)
     assert set(judges) == set(dm.factor_names) and all("path" not in j.meta for j in judges.values())  # cached
+    assert judges["letter"].meta["key"] == judge_path(dm).stem  # the class judge reads the letter
     scores = ctl.edit_scores(model, dm, judges=judges)
     assert {"edit_acc_target", "edit_acc_keep", "edit_acc", "recon_acc_keep", "edit_acc/letter", "real_acc_keep",
             "recon_acc/letter"} <= set(scores)

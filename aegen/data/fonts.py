@@ -186,6 +186,8 @@ class Fonts(AEDataModule):
 
     channels = 3
     factor_names = list(FACTOR_NAMES)
+    #: the factor ``class_labels`` reads, so the class judge serves as that factor's judge too
+    class_factor = "letter"
 
     def __init__(
         self,

@@ -10,7 +10,8 @@
 - ``edit_codes`` / ``explore_codes``: set a factor's block from another code, or walk it
   linearly from one code's block to another's, keeping every other dimension.
 - ``factor_judges``: one small CNN classifier per factor (``aegen.metrics.judge``'s ``JudgeNet``,
-  trained and cached by its ``get_judge`` under ``<root>/judges/<dataset>.<factor>-...``),
+  trained and cached by its ``get_judge`` under ``<root>/judges/<dataset>.<factor>-...``; the
+  factor that is the dataset's class, fonts' letter, is read by the class judge ``<dataset>-...``),
   trained on the dataset's judge data: for Fonts a fixed draw without ``bias`` (so that it reads
   each factor on its own) of ``judge_items`` items, whatever the run's ``num_items``.
 - ``edit_scores``: for every factor k with a block, each test image gets block k from another
@@ -151,7 +152,9 @@ def factor_judges(datamodule, factors: list[str] | None = None, **train_options:
     itself, and ``get_judge``'s lock keeps concurrent callers from training the same judge twice.
     """
     data = judge_data(datamodule)
-    return {name: get_judge(FactorView(data, name), **train_options) for name in (factors or data.factor_names)}
+    shared = getattr(data, "class_factor", None)  # read by the class judge already: not trained twice
+    return {name: get_judge(data if name == shared else FactorView(data, name), **train_options)
+            for name in (factors or data.factor_names)}
 
 
 # ---------------------------------------------------------------------------- scores

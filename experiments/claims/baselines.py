@@ -72,14 +72,14 @@ def figure1(ctx: Context) -> Report:
                          f"model's reconstructions of them, seed {ctx.seeds[0]}"], data={"runs": runs})
 
 
-def reconstruction_sheet(models: dict[str, Any], path: Path) -> Path:
-    """Rows: the first test images, then each (loaded) model's reconstructions of them."""
+def reconstruction_sheet(models: dict[str, Any], path: Path, data: str = "digits") -> Path:
+    """Rows: the first test images of ``data`` (at its defaults), then each (loaded) model's reconstructions of them."""
     import torch
 
     import aegen
     from aegen.viz import Sheet, save_sheet
 
-    dm = aegen.get_data("digits")()
+    dm = aegen.get_data(data)()
     dm.setup("test")
     images = dm.tensors("test", SHEET_IMAGES)[0]
     rows = [images]

@@ -107,9 +107,9 @@ def blob_run(ctx: Context, ae_ckpt: Path, seed: int) -> dict[str, Any]:
     return {"fid_judge": ctx.evaluate(path, "judge", seed=seed)["fid_judge"]}
 
 
-def overview_sheets(ckpts: dict[str, Path], out: Path, prefix: str) -> list[Path]:
-    """One picture per kind across the models of the first seed (digits): the same test images reconstructed by
-    each model with an encoder, 8 samples of each model (noise seed 0), and each model's path between the same
+def overview_sheets(ckpts: dict[str, Path], out: Path, prefix: str, data: str = "digits") -> list[Path]:
+    """One picture per kind across the models of the first seed (on ``data``): the same test images reconstructed
+    by each model with an encoder, 8 samples of each model (noise seed 0), and each model's path between the same
     two test images of different classes (between two of its generator inputs without an encoder)."""
     import torch
 
@@ -119,10 +119,11 @@ def overview_sheets(ckpts: dict[str, Path], out: Path, prefix: str) -> list[Path
 
     models = {name: aegen.load(ckpt).eval() for name, ckpt in ckpts.items()}
     encoders = {name: m for name, m in models.items() if m.has_encoder and learns_reconstruction(name)}
-    paths = [reconstruction_sheet(encoders, out / f"{prefix}-reconstructions.png")]
-    dm = aegen.get_data("digits")()
+    paths = [reconstruction_sheet(encoders, out / f"{prefix}-reconstructions.png", data)]
+    dm = aegen.get_data(data)()
     dm.setup("test")
     x, y = dm.tensors("test", 32)
+    y = dm.class_labels(y)
     a, b = x[:1], x[int((y != y[0]).nonzero()[0])].unsqueeze(0)  # the first test image and the first of another class
     with torch.no_grad():
         samples = [m.sample(SHEET_IMAGES, torch.Generator().manual_seed(0)).clamp(-1, 1) for m in models.values()]
@@ -219,6 +220,9 @@ def defaults(ctx: Context) -> Report:
     digits = [n for n in names if not needs_factors(n)]
     overview = overview_sheets({n: ctx.out / runs[n][0]["ckpt"] for n in digits}, ctx.out,
                                f"{ctx.name}-seed{ctx.seeds[0]}") if digits else []
+    fonts = {n: ctx.out / runs[n][0]["ckpt"] for n in names if needs_factors(n)}
+    fonts_overview = overview_sheets({**fonts, "ae": ctx.out / fonts_ae[0]["ckpt"]}, ctx.out,
+                                     f"{ctx.name}-fonts-seed{ctx.seeds[0]}", "fonts") if fonts_ae else []
     rows = [row(n, d, runs[n], blobs[d]) for n, d in ((n, "fonts" if needs_factors(n) else "digits") for n in names)]
     if fonts_ae:
         rows.append(row("ae (fonts; deae's reference)", "fonts", fonts_ae, blobs["fonts"]))
@@ -235,7 +239,9 @@ def defaults(ctx: Context) -> Report:
              "on the same test images' pixels (kmeans_pixels_cluster_error_hungarian)",
              "sheets: data.sheets lists each run's last training sheets, evaluation sheets and (factor models) "
              "an `aegen edit --factor font_colour --value 3` sheet, as paths under --out (as is data.runs' ckpt)",
-             *(f"{p.name} (beside this table): seed {ctx.seeds[0]}, one row per digits model" for p in overview)]
+             *(f"{p.name} (beside this table): seed {ctx.seeds[0]}, one row per digits model" for p in overview),
+             *(f"{p.name} (beside this table): seed {ctx.seeds[0]}, one row per fonts model and the fonts ae"
+               for p in fonts_overview)]
     data = {"runs": runs, "blob": blobs, "fonts_ae": fonts_ae,
             "sheets": {n: [r["sheets"] for r in runs[n]] for n in names}}
     return Report("Every model at its defaults", setting, rows, comparisons(runs, fonts_ae), notes, data)

@@ -232,7 +232,8 @@ class Fonts(AEDataModule):
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
         if min(num_items, judge_items) < 3:
-            raise ValueError(f"num_items and judge_items must be at least 3 (one item per split), got {num_items}, {judge_items}")
+            raise ValueError("num_items and judge_items must be at least 3 (one item per split), "
+                             f"got {num_items} and {judge_items}")
         subset = dict(subset or {})
         unknown = set(subset) - set(FACTOR_NAMES)
         if unknown:

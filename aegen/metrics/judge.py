@@ -107,7 +107,8 @@ def judge_data(datamodule):
 
 
 def training_settings(datamodule, **train_options: Any) -> dict[str, Any]:
-    """``JUDGE_TRAINING``, then the dataset's ``judge_training``, then the caller's changes; an unknown option is an error."""
+    """``JUDGE_TRAINING``, updated by the dataset's ``judge_training``, then by the caller's options
+    (an unknown option is an error)."""
     unknown = sorted(set(train_options) - set(JUDGE_TRAINING))
     if unknown:
         raise AegenError(f"unknown judge training option(s) {', '.join(unknown)}; known: {', '.join(JUDGE_TRAINING)}")
@@ -148,9 +149,9 @@ def train_judge(datamodule, **train_options: Any) -> JudgeNet:
     """Train a judge on the training split of the judge data (``judge_data``), on the CPU,
     deterministically (fixed seed, fixed order).
 
-    Options (``JUDGE_TRAINING`` and the dataset's ``judge_training`` give the defaults): ``epochs`` passes over the data, at most
-    ``max_steps`` Adam steps of ``batch_size`` images at learning rate ``lr``; ``width`` of the first
-    conv layer; ``seed`` of the weights and the data order. The returned network carries
+    Options (``JUDGE_TRAINING`` and the dataset's ``judge_training`` give the defaults): ``epochs``
+    passes over the data, at most ``max_steps`` Adam steps of ``batch_size`` images at learning rate
+    ``lr``; ``width`` of the first conv layer; ``seed`` of the weights and the data order. The returned network carries
     ``meta`` with its settings and its validation and test accuracy. Gradients are enabled (and
     inference mode off) while it trains, whatever the caller's mode, so it may be called from code
     under ``torch.no_grad()`` or ``torch.inference_mode()``; the caller's mode is restored after.

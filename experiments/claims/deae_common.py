@@ -39,6 +39,11 @@ class FewFonts(Fonts):
         super().__init__(**kwargs)
         self.train_items = train_items
 
+    def judge_data(self) -> Fonts:
+        """The judges of plain Fonts of these settings: trained on its whole judge draw, not ``train_items``."""
+        settings = {k: v for k, v in self.hparams.items() if not k.startswith("_") and k != "train_items"}
+        return Fonts(**settings).judge_data()
+
     def load_splits(self) -> dict[str, Any]:
         splits = super().load_splits()
         if self.train_items is not None:

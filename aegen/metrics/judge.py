@@ -164,7 +164,7 @@ def train_judge(datamodule, **train_options: Any) -> JudgeNet:
     # training needs gradients whatever the caller's mode
     with torch.inference_mode(False), torch.enable_grad():
         net = _train_judge(data, **settings)
-    net.meta["key"] = judge_key(datamodule, **train_options)
+    net.meta["key"] = judge_key(data, **train_options)  # the judge data is its own judge data
     net.meta["train"].update(settings)
     return net
 

@@ -121,7 +121,7 @@ def table2(ctx: Context) -> Report:
                          "comparison that is not shown is not against the paper"], data={"runs": runs})
 
 
-DISENTANGLERS = {"deae": ("deae", {}), "gsl": ("gsl", {}), "beta-VAE": EDITORS["beta-VAE"][:2],
+DISENTANGLERS = {"deae": EDITORS["deae"][:2], "gsl": EDITORS["gsl"][:2], "beta-VAE": EDITORS["beta-VAE"][:2],
                  "btcvae": ("btcvae", {"latent_dim": 20}), "infovae": ("infovae", {"latent_dim": 20})}
 SCORE_KEYS = ("mig", "dci_disentanglement", "factorvae_score", *EDIT_KEYS[:1])
 

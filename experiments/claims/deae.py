@@ -9,12 +9,15 @@ setting, ``aegen fit --model deae --preset paper`` (full Fonts at 128 px, width 
 from __future__ import annotations
 
 import torch
+from aegen.models.deae import PAPER_BLOCKS
 from claims import Comparison, Context, Report, claim, missing_gpu, ours
 from claims.deae_common import FEW_FONTS, STYLE, SUBSET, accuracy, fonts, load, synthesise, train_classifier
 
 PAPER = "DEAE, Generative autoencoder: controllable synthesis with disentangled exploration"
 QUICK_DATA = {"image_size": 32, "batch_size": 16}
 QUICK_NETS = {"width": 8, "lr": 1e-3}
+#: deae's and gsl's code layout in every claim: the paper's 20 dims (their default is four times as large)
+BLOCKS = {"blocks": PAPER_BLOCKS}
 #: deae's image distance in deae-debias and deae-augmentation: the paper's L1 (the default, which
 #: deae-controllability and fonts-disentanglement use, is squared error)
 L1 = {"pixel_loss": "l1"}
@@ -76,7 +79,7 @@ def debias(ctx: Context) -> Report:
     fit_s = []
     for seed in ctx.seeds:
         ckpt, seconds = ctx.fit("deae", seed=seed, data="fonts", data_options=data, flags=budget(ctx),
-                                model_options=ctx.pick({**QUICK_NETS, **L1, "explore": ["background_colour"]}, {}))
+                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1, "explore": ["background_colour"]}, {}))
         syntheses, kept = synthesise(load(ckpt), dm.split("train")[0].cpu(), ["background_colour"], 2, seed, "swap")
         runs["biased fonts"].append(classify(ctx, dm, [train], seed))
         runs["biased + DEAE de-biasing syntheses"].append(
@@ -120,7 +123,7 @@ def augmentation(ctx: Context) -> Report:
     fit_s = []
     for seed in ctx.seeds:
         ckpt, seconds = ctx.fit("deae", seed=seed, data=FEW_FONTS, data_options=data, flags=budget(ctx),
-                                model_options=ctx.pick({**QUICK_NETS, **L1}, {}))
+                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1}, {}))
         model = load(ckpt)
         parts = {"real only": [train]}
         for label, how in (("real + block-swap syntheses", "swap"), ("real + in-block interpolation syntheses",
@@ -154,9 +157,9 @@ def augmentation(ctx: Context) -> Report:
 
 #: label -> (registered model, quick options, paper options); the quick nets add QUICK_NETS
 EDITORS = {
-    "deae": ("deae", {}, {}),
+    "deae": ("deae", BLOCKS, {}),
     "ae": ("ae", {"latent_dim": 20}, {"latent_dim": 20, "width": 64, "lr": 1e-4}),
-    "gsl": ("gsl", {}, {"width": 64, "lr": 1e-4, "reduction": "sum", **L1}),
+    "gsl": ("gsl", BLOCKS, {**BLOCKS, "width": 64, "lr": 1e-4, "reduction": "sum", **L1}),
     "beta-VAE": ("vae", {"latent_dim": 20, "beta": 4.0}, {"latent_dim": 20, "beta": 4.0, "width": 64, "lr": 1e-4}),
 }
 EDIT_KEYS = ("edit_acc", "edit_acc_target", "edit_acc_keep", "recon_acc_keep")

@@ -24,7 +24,7 @@ draw and explored block; ``sum`` (the authors') sums per-term means, each term a
 batch and the pixels (or code dims): ``recon`` sums the group's images (anchor and one partner per
 factor), ``swap`` the two swaps of each block, ``explore`` the draws and explored blocks.
 
-Settings: the defaults train on aegen's fonts in about 6 minutes on a 2-core CPU (default blocks:
+Settings: the defaults train on aegen's fonts in about 6.6 minutes on a 2-core CPU (default blocks:
 four times the paper's Fonts layout, 80 dims as letter 16, size 16, font colour 16, background
 colour 12, font (style) 20; conv width 16; Adam lr 1e-3, betas (0.9, 0.999); squared-error image losses; every block
 explored, towards another anchor of the batch, one draw per step, the anchor's code a fixed target,
@@ -141,7 +141,7 @@ class GSL(GenerativeAE):
             swap_weight: weight of the swap losses, both directions, all blocks (paper: 1).
             composite_weight: weight of the all-partners composite loss (paper: 1).
             latent_dim: size of the code; must equal the sum of ``blocks`` (default: that sum; paper: 20).
-            lr: Adam learning rate (default 1e-3, for a default run of about 5 minutes on a 2-core CPU;
+            lr: Adam learning rate (default 1e-3, for a default run within 10 minutes on a 2-core CPU;
                 paper: 1e-4).
             width: channels of the first conv layer (default 16, for the same reason; paper: 64).
             reduction: ``mean`` makes each loss a mean over its terms (the group's images, the

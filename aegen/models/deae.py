@@ -26,13 +26,13 @@ factor), ``swap`` the two swaps of each block, ``explore`` the draws and explore
 
 Settings: the defaults train on aegen's fonts in about 6.6 minutes on a 2-core CPU (default blocks:
 four times the paper's Fonts layout, 80 dims as letter 16, size 16, font colour 16, background
-colour 12, font (style) 20; conv width 16; Adam lr 1e-3, betas (0.9, 0.999); squared-error image losses; every block
-explored, towards another anchor of the batch, one draw per step, the anchor's code a fixed target,
-mean losses). The preset ``paper`` (``aegen fit --model deae --preset paper``) is the authors'
-setting: L1 image losses, only the background-colour block explored, towards the partner sharing
-the letter, 10 draws summed, target not detached, summed losses, the paper's 20-dim layout (letter
-4, size 4, font colour 4, background colour 3, font 5), conv width 64, lr 1e-4, batch 4, 128 px,
-1e6 steps.
+colour 12, font (style) 20; conv width 16; Adam lr 1e-3, betas (0.9, 0.999); squared-error image
+losses; every block explored, towards another anchor of the batch, one draw per step, the anchor's
+code a fixed target, mean losses). The preset ``paper`` (``aegen fit --model deae --preset paper``)
+is the authors' setting: L1 image losses, only the background-colour block explored, towards the
+partner sharing the letter, 10 draws summed, target not detached, summed losses, the paper's 20-dim
+layout (letter 4, size 4, font colour 4, background colour 3, font 5), conv width 64, lr 1e-4, batch
+4, 128 px, 1e6 steps.
 
 Known deviations from the authors' code, with no option here (the ``paper`` preset keeps them):
 

@@ -79,7 +79,8 @@ def debias(ctx: Context) -> Report:
     fit_s = []
     for seed in ctx.seeds:
         ckpt, seconds = ctx.fit("deae", seed=seed, data="fonts", data_options=data, flags=budget(ctx),
-                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1, "explore": ["background_colour"]}, {}))
+                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1,
+                                                        "explore": ["background_colour"]}, {}))
         syntheses, kept = synthesise(load(ckpt), dm.split("train")[0].cpu(), ["background_colour"], 2, seed, "swap")
         runs["biased fonts"].append(classify(ctx, dm, [train], seed))
         runs["biased + DEAE de-biasing syntheses"].append(

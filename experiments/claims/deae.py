@@ -16,8 +16,9 @@ from claims.deae_common import FEW_FONTS, STYLE, SUBSET, accuracy, fonts, load, 
 PAPER = "DEAE, Generative autoencoder: controllable synthesis with disentangled exploration"
 QUICK_DATA = {"image_size": 32, "batch_size": 16}
 QUICK_NETS = {"width": 8, "lr": 1e-3}
-#: deae's and gsl's code layout in every claim: the paper's 20 dims (their default is four times as large)
-BLOCKS = {"blocks": PAPER_BLOCKS}
+#: deae's and gsl's code layout and swap and composite weights in every claim: the paper's 20 dims and
+#: weight 1 (their defaults: a code four times as large, weights 0.1)
+PAPER_GSL = {"blocks": PAPER_BLOCKS, "swap_weight": 1.0, "composite_weight": 1.0}
 #: deae's image distance in deae-debias and deae-augmentation: the paper's L1 (the default, which
 #: deae-controllability and fonts-disentanglement use, is squared error)
 L1 = {"pixel_loss": "l1"}
@@ -79,7 +80,7 @@ def debias(ctx: Context) -> Report:
     fit_s = []
     for seed in ctx.seeds:
         ckpt, seconds = ctx.fit("deae", seed=seed, data="fonts", data_options=data, flags=budget(ctx),
-                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1,
+                                model_options=ctx.pick({**QUICK_NETS, **PAPER_GSL, **L1,
                                                         "explore": ["background_colour"]}, {}))
         syntheses, kept = synthesise(load(ckpt), dm.split("train")[0].cpu(), ["background_colour"], 2, seed, "swap")
         runs["biased fonts"].append(classify(ctx, dm, [train], seed))
@@ -124,7 +125,7 @@ def augmentation(ctx: Context) -> Report:
     fit_s = []
     for seed in ctx.seeds:
         ckpt, seconds = ctx.fit("deae", seed=seed, data=FEW_FONTS, data_options=data, flags=budget(ctx),
-                                model_options=ctx.pick({**QUICK_NETS, **BLOCKS, **L1}, {}))
+                                model_options=ctx.pick({**QUICK_NETS, **PAPER_GSL, **L1}, {}))
         model = load(ckpt)
         parts = {"real only": [train]}
         for label, how in (("real + block-swap syntheses", "swap"), ("real + in-block interpolation syntheses",
@@ -158,9 +159,9 @@ def augmentation(ctx: Context) -> Report:
 
 #: label -> (registered model, quick options, paper options); the quick nets add QUICK_NETS
 EDITORS = {
-    "deae": ("deae", BLOCKS, {}),
+    "deae": ("deae", PAPER_GSL, {}),
     "ae": ("ae", {"latent_dim": 20}, {"latent_dim": 20, "width": 64, "lr": 1e-4}),
-    "gsl": ("gsl", BLOCKS, {**BLOCKS, "width": 64, "lr": 1e-4, "reduction": "sum", **L1}),
+    "gsl": ("gsl", PAPER_GSL, {**PAPER_GSL, "width": 64, "lr": 1e-4, "reduction": "sum", **L1}),
     "beta-VAE": ("vae", {"latent_dim": 20, "beta": 4.0}, {"latent_dim": 20, "beta": 4.0, "width": 64, "lr": 1e-4}),
 }
 EDIT_KEYS = ("edit_acc", "edit_acc_target", "edit_acc_keep", "recon_acc_keep")

@@ -223,7 +223,7 @@ class Fonts(AEDataModule):
             batch_size: batch size per device (images, or groups for the group models deae and gsl).
 
         The default item count and batch make ``aegen fit --model deae --data fonts`` train 4,000
-        minibatches in 10 epochs (6.6 minutes for the whole process on a 2-core CPU); 6,000 (12,000
+        minibatches in 10 epochs (6.9 minutes for the whole process on a 2-core CPU); 6,000 (12,000
         items) took 5.4 to 10.4 minutes on the same CPU on different days, over the defaults' 10.
         """
         super().__init__(batch_size=batch_size, **kwargs)

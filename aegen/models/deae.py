@@ -24,7 +24,7 @@ draw and explored block; ``sum`` (the authors') sums per-term means, each term a
 batch and the pixels (or code dims): ``recon`` sums the group's images (anchor and one partner per
 factor), ``swap`` the two swaps of each block, ``explore`` the draws and explored blocks.
 
-Settings: the defaults train on aegen's fonts in about 6.6 minutes on a 2-core CPU (default blocks:
+Settings: the defaults train on aegen's fonts in about 6.9 minutes on a 2-core CPU (default blocks:
 four times the paper's Fonts layout, 80 dims as letter 16, size 16, font colour 16, background
 colour 12, font (style) 20; conv width 16; Adam lr 3e-3, betas (0.9, 0.999); squared-error image
 losses; swap and composite weights 0.1; every block explored, towards another anchor of the batch,

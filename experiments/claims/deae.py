@@ -95,7 +95,8 @@ def debias(ctx: Context) -> Report:
                       "all of Fonts (52 letters, 21 faces, 3 sizes, 10 colours each), 20000 items")
     setting = (f"fonts {ctx.pick(32, 128)} px, {subset}; training split biased (letter i only on background "
                f"i mod the backgrounds), {len(train[1])} images; DEAE "
-               + ctx.pick("width 8, lr 1e-3, batch 16, L1 image losses, background block explored", "--preset paper")
+               + ctx.pick("width 8, lr 1e-3, batch 16, 20-d code, L1 image losses, swap and composite weights 1, "
+                          "background block explored", "--preset paper")
                + f", {budget_text(ctx)}; classifier: aegen's judge CNN, Adam 1e-3, batch 64, "
                f"{CLASSIFIER_STEPS[ctx.scale]} steps")
     return Report("A letter classifier on biased fonts, with and without DEAE's de-biasing syntheses", setting,
@@ -141,8 +142,9 @@ def augmentation(ctx: Context) -> Report:
     subset = ctx.pick("52 letters x 6 faces x 3 sizes x 5 font colours x 5 backgrounds, 6000 items",
                       "all of Fonts (52 letters, 21 faces, 3 sizes, 10 colours each), 20000 items")
     setting = (f"fonts {ctx.pick(32, 128)} px, {subset}; {SCARCE_TRAIN} real training images (the first of the "
-               f"seeded training split); DEAE " + ctx.pick("width 8, lr 1e-3, batch 16, L1 image losses, every block explored",
-                                                            "--preset paper") +
+               f"seeded training split); DEAE "
+               + ctx.pick("width 8, lr 1e-3, batch 16, 20-d code, L1 image losses, swap and composite weights 1, "
+                          "every block explored", "--preset paper") +
                f", {budget_text(ctx)}; classifier: aegen's judge CNN, Adam 1e-3, batch 64, "
                f"{CLASSIFIER_STEPS[ctx.scale]} steps")
     notes = [f"scarce data, chosen from the paper's description before any run of it: the paper's Fonts has 52 "
@@ -196,7 +198,7 @@ def controllability(ctx: Context) -> Report:
     setting = ctx.pick(
         f"fonts 32 px, 10 letters x 6 faces x 3 sizes x 5 font colours x 5 backgrounds, 3000 items; every model "
         f"width 8, lr 1e-3, batch 16 (deae and gsl: one partner per factor per anchor, their default squared-error "
-        f"image losses), 20-d code, "
+        f"image losses, the paper's swap and composite weights 1), 20-d code, "
         f"{budget_text(ctx)}; `aegen evaluate --metrics edit` at its defaults",
         f"all of Fonts at 128 px; deae --preset paper, the others with its nets and budget (width 64, lr 1e-4, "
         f"batch 4, 20-d code), {budget_text(ctx)}; `aegen evaluate --metrics edit`")

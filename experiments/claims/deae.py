@@ -22,6 +22,8 @@ PAPER_GSL = {"blocks": PAPER_BLOCKS, "swap_weight": 1.0, "composite_weight": 1.0
 #: deae's image distance in deae-debias and deae-augmentation: the paper's L1 (the default, which
 #: deae-controllability and fonts-disentanglement use, is squared error)
 L1 = {"pixel_loss": "l1"}
+#: what QUICK_NETS, PAPER_GSL and L1 set, as the setting texts of deae-debias and deae-augmentation say it
+QUICK_L1_TEXT = "width 8, lr 1e-3, batch 16, 20-d code, L1 image losses, swap and composite weights 1"
 PAPER_DATA = {"image_size": 128, "num_items": 20000}  # batch 4 and the rest from the preset
 STEPS = {"quick": 1500, "paper": 1_000_000}
 CLASSIFIER_STEPS = {"quick": 1000, "paper": 5000}
@@ -95,8 +97,7 @@ def debias(ctx: Context) -> Report:
                       "all of Fonts (52 letters, 21 faces, 3 sizes, 10 colours each), 20000 items")
     setting = (f"fonts {ctx.pick(32, 128)} px, {subset}; training split biased (letter i only on background "
                f"i mod the backgrounds), {len(train[1])} images; DEAE "
-               + ctx.pick("width 8, lr 1e-3, batch 16, 20-d code, L1 image losses, swap and composite weights 1, "
-                          "background block explored", "--preset paper")
+               + ctx.pick(f"{QUICK_L1_TEXT}, background block explored", "--preset paper")
                + f", {budget_text(ctx)}; classifier: aegen's judge CNN, Adam 1e-3, batch 64, "
                f"{CLASSIFIER_STEPS[ctx.scale]} steps")
     return Report("A letter classifier on biased fonts, with and without DEAE's de-biasing syntheses", setting,
@@ -143,8 +144,7 @@ def augmentation(ctx: Context) -> Report:
                       "all of Fonts (52 letters, 21 faces, 3 sizes, 10 colours each), 20000 items")
     setting = (f"fonts {ctx.pick(32, 128)} px, {subset}; {SCARCE_TRAIN} real training images (the first of the "
                f"seeded training split); DEAE "
-               + ctx.pick("width 8, lr 1e-3, batch 16, 20-d code, L1 image losses, swap and composite weights 1, "
-                          "every block explored", "--preset paper") +
+               + ctx.pick(f"{QUICK_L1_TEXT}, every block explored", "--preset paper") +
                f", {budget_text(ctx)}; classifier: aegen's judge CNN, Adam 1e-3, batch 64, "
                f"{CLASSIFIER_STEPS[ctx.scale]} steps")
     notes = [f"scarce data, chosen from the paper's description before any run of it: the paper's Fonts has 52 "
